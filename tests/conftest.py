@@ -18,4 +18,6 @@ pytest_plugins = [
     "fixtures_comfyui",
     "fixtures_mllm",
     "fixtures_ipadapter",
+    "fixtures_training",
+    "fixtures_eval",
 ]
