@@ -1,0 +1,362 @@
+"""The MIND-Edit checkpoint folder: what training exports and the loader reads.
+
+Layout::
+
+    <checkpoint>/
+      mindedit.json              manifest (below)
+      vision_head.safetensors    the head F_v (optional: absent for text-only variants)
+      lora/                      peft LoRA adapter in peft's own save format (optional)
+
+``mindedit.json``::
+
+    {"format": "mindedit-checkpoint", "format_version": 1,
+     "base_model": {"model_type": "llava_onevision", "hidden_size": 3584, "num_layers": 28,
+                    "name": "llava-onevision-qwen2-7b-ov-hf"},
+     "layer": 21, "head": {"kind": "plus", "out_dim": 1280, "out_tokens": 257} | null,
+     "prompt_version": "mindedit-refine-v1", "parts": {"lora": true, "vision_head": true},
+     "variant": "joint" | "text-only" | "head-only" | ..., "created_with": {...}, "extra": {...}}
+
+The loader checks that the base model matches (hidden size and layer count; a name mismatch only
+warns: folders get renamed) and that a LoRA adapter really loaded (every tensor of the file is in the
+model with the same values, and its deltas are non-zero). Adapters written by newer transformers/peft
+can load as silent no-ops on older versions; this turns that into an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .prompting import PROMPT_VERSION
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "mindedit-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+MANIFEST_NAME = "mindedit.json"
+HEAD_NAME = "vision_head.safetensors"
+LORA_DIR = "lora"
+VARIANTS = ("joint", "text-only", "head-only", "base")
+
+# LoRA on the language model only (a bare ["q_proj", ...] list would also hit SigLIP's attention).
+# Module paths differ between transformers versions, hence the optional "model." parts.
+LORA_TARGET_REGEX = (
+    r".*language_model\.(?:model\.)?layers\.\d+\.(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj)"
+)
+
+
+class CheckpointError(ValueError):
+    """A MIND-Edit checkpoint folder is missing, malformed, or unusable."""
+
+
+class BaseModelMismatchError(CheckpointError):
+    """The checkpoint was trained on a different base model than the one loaded."""
+
+
+class LoraNotLoadedError(CheckpointError):
+    """The LoRA adapter in a checkpoint did not load (missing tensors or zero deltas)."""
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """Identity of the base MLLM: enough to refuse a checkpoint made for another model."""
+
+    model_type: str
+    hidden_size: int
+    num_layers: int
+    name: str = ""
+
+
+def _text_config(config: Any) -> Any:
+    getter = getattr(config, "get_text_config", None)
+    text = getter() if callable(getter) else getattr(config, "text_config", None)
+    return text if text is not None else config
+
+
+def base_model_info(model_or_config: Any, name: str = "") -> BaseModelInfo:
+    """`BaseModelInfo` of a transformers model or config (LLaVA-OneVision: its text config's widths)."""
+    config = getattr(model_or_config, "config", model_or_config)
+    text = _text_config(config)
+    if not name:
+        name = Path(str(getattr(config, "_name_or_path", "") or "")).name
+    return BaseModelInfo(
+        model_type=str(getattr(config, "model_type", "")),
+        hidden_size=int(text.hidden_size),
+        num_layers=int(text.num_hidden_layers),
+        name=name,
+    )
+
+
+@dataclass
+class MindEditCheckpoint:
+    """A parsed checkpoint folder (manifest read and validated; weights not loaded yet)."""
+
+    path: Path
+    manifest: dict = field(repr=False)
+
+    @property
+    def base(self) -> BaseModelInfo:
+        return BaseModelInfo(**self.manifest["base_model"])
+
+    @property
+    def layer(self) -> int:
+        return int(self.manifest["layer"])
+
+    @property
+    def has_lora(self) -> bool:
+        return bool(self.manifest["parts"].get("lora"))
+
+    @property
+    def has_head(self) -> bool:
+        return bool(self.manifest["parts"].get("vision_head"))
+
+    @property
+    def head_path(self) -> Path:
+        return self.path / HEAD_NAME
+
+    @property
+    def lora_path(self) -> Path:
+        return self.path / LORA_DIR
+
+    @property
+    def prompt_version(self) -> str:
+        return str(self.manifest.get("prompt_version", ""))
+
+    @property
+    def variant(self) -> str:
+        return str(self.manifest.get("variant", ""))
+
+
+def save_mindedit_checkpoint(
+    out_dir: str | Path,
+    *,
+    base: BaseModelInfo | Any,
+    head: Any = None,
+    lora_model: Any = None,
+    variant: str = "joint",
+    prompt_version: str = PROMPT_VERSION,
+    layer: int | None = None,
+    extra: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a checkpoint folder (into a temp folder first, then renamed into place).
+
+    ``base``: a `BaseModelInfo`, or a transformers model/config to read it from. ``head``: a
+    `VisionHead` or None. ``lora_model``: a peft ``PeftModel`` (saved with its own
+    ``save_pretrained``) or None. ``layer`` defaults to the head's layer (required without a head
+    only if you want it recorded). The head's config gets ``base_model`` / ``prompt_version`` filled in.
+    """
+    out_dir = Path(out_dir)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+    if head is None and lora_model is None:
+        raise ValueError("A MIND-Edit checkpoint needs a vision head, a LoRA adapter, or both.")
+    info = base if isinstance(base, BaseModelInfo) else base_model_info(base)
+    if head is not None:
+        if head.config.hidden_size != info.hidden_size:
+            raise BaseModelMismatchError(
+                f"The vision head reads hidden size {head.config.hidden_size}, but the base model has "
+                f"{info.hidden_size}."
+            )
+        if not 1 <= head.config.layer <= info.num_layers:
+            raise ValueError(f"Head layer {head.config.layer} is outside 1..{info.num_layers}.")
+        head.config.base_model = head.config.base_model or info.name
+        head.config.prompt_version = prompt_version
+        layer = head.config.layer
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists: pass overwrite=True or choose another folder.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        if head is not None:
+            head.save(tmp / HEAD_NAME)
+        if lora_model is not None:
+            lora_model.save_pretrained(str(tmp / LORA_DIR))
+        manifest = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "base_model": asdict(info),
+            "layer": layer,
+            "head": None
+            if head is None
+            else {
+                "kind": head.config.kind,
+                "out_dim": head.config.out_dim,
+                "out_tokens": head.config.out_tokens,
+            },
+            "prompt_version": prompt_version,
+            "parts": {"lora": lora_model is not None, "vision_head": head is not None},
+            "variant": variant,
+            "created_with": _versions(),
+            "extra": extra or {},
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def read_checkpoint(path: str | Path) -> MindEditCheckpoint:
+    """Read and validate ``mindedit.json``; errors name the folder, the file and what to do."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(
+            f"MIND-Edit checkpoint folder not found: {path}. Expected a folder with {MANIFEST_NAME}, "
+            f"{HEAD_NAME} and/or {LORA_DIR}/ (put checkpoints under ComfyUI's models/mindedit/, or train "
+            "one with `python -m training.train`)."
+        )
+    manifest_path = path / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise CheckpointError(
+            f"{path} is not a MIND-Edit checkpoint: {MANIFEST_NAME} is missing (found: "
+            f"{sorted(p.name for p in path.iterdir())[:10]})."
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"{manifest_path} is not valid JSON: {exc}.") from exc
+    if manifest.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{manifest_path} has format {manifest.get('format')!r}, expected {CHECKPOINT_FORMAT!r}."
+        )
+    if int(manifest.get("format_version", 0)) > CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{manifest_path} uses checkpoint format version {manifest['format_version']}, newer than this "
+            f"pack understands ({CHECKPOINT_FORMAT_VERSION}): update ComfyUI-MIND-Edit."
+        )
+    for key in ("base_model", "layer", "parts"):
+        if key not in manifest:
+            raise CheckpointError(f"{manifest_path} lacks the {key!r} entry.")
+    ckpt = MindEditCheckpoint(path=path, manifest=manifest)
+    if ckpt.has_head and not ckpt.head_path.is_file():
+        raise CheckpointError(f"{manifest_path} lists a vision head but {ckpt.head_path} is missing.")
+    if ckpt.has_lora and not (ckpt.lora_path / "adapter_config.json").is_file():
+        raise CheckpointError(
+            f"{manifest_path} lists a LoRA adapter but {ckpt.lora_path}/adapter_config.json is missing."
+        )
+    if ckpt.prompt_version and ckpt.prompt_version != PROMPT_VERSION:
+        log.warning(
+            "MIND-Edit checkpoint %s was trained with prompt %s, this pack uses %s: refinements may be worse.",
+            path,
+            ckpt.prompt_version,
+            PROMPT_VERSION,
+        )
+    return ckpt
+
+
+def check_base_model(ckpt: MindEditCheckpoint, model_or_config: Any) -> None:
+    """Raise `BaseModelMismatchError` unless the loaded model has the checkpoint's widths and depth."""
+    have = base_model_info(model_or_config)
+    want = ckpt.base
+    problems = []
+    if want.hidden_size != have.hidden_size:
+        problems.append(f"hidden size {want.hidden_size} != {have.hidden_size}")
+    if want.num_layers != have.num_layers:
+        problems.append(f"layer count {want.num_layers} != {have.num_layers}")
+    if want.model_type and have.model_type and want.model_type != have.model_type:
+        problems.append(f"model type {want.model_type!r} != {have.model_type!r}")
+    if problems:
+        raise BaseModelMismatchError(
+            f"MIND-Edit checkpoint {ckpt.path} was trained on {want.name or want.model_type} "
+            f"(hidden {want.hidden_size}, {want.num_layers} layers), but the loaded MLLM "
+            f"{have.name or have.model_type} differs: {'; '.join(problems)}. Load the base model the "
+            "checkpoint was trained on (e.g. a 7B checkpoint needs llava-onevision-qwen2-7b-ov-hf)."
+        )
+    if want.name and have.name and want.name != have.name:
+        log.info("Checkpoint base %r, loaded %r: same shape, assuming the same model.", want.name, have.name)
+
+
+def load_head(ckpt: MindEditCheckpoint, *, device: Any = None):
+    """The checkpoint's `VisionHead` (or None if it has none), checked against the manifest."""
+    from .vision_head import VisionHead
+
+    if not ckpt.has_head:
+        return None
+    head = VisionHead.load(ckpt.head_path, device=device)
+    if head.config.hidden_size != ckpt.base.hidden_size or head.config.layer != ckpt.layer:
+        raise CheckpointError(
+            f"{ckpt.head_path} (hidden {head.config.hidden_size}, layer {head.config.layer}) does not match "
+            f"{ckpt.path / MANIFEST_NAME} (hidden {ckpt.base.hidden_size}, layer {ckpt.layer})."
+        )
+    return head.eval()
+
+
+def apply_lora(model: Any, ckpt: MindEditCheckpoint, *, merge: bool = True) -> Any:
+    """Load the checkpoint's LoRA onto ``model``, verify it really loaded, and merge it by default.
+
+    Returns the merged plain model (``merge=True``) or the peft ``PeftModel``. Raises
+    `LoraNotLoadedError` when a tensor of the adapter file is missing from the model or differs, or when
+    all its deltas are zero (an untrained or silently dropped adapter).
+    """
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(ckpt.lora_path), is_trainable=False)
+    except Exception as exc:
+        raise LoraNotLoadedError(
+            f"The LoRA adapter in {ckpt.lora_path} could not be loaded onto the MLLM: {type(exc).__name__}: "
+            f"{exc}. Check that the checkpoint matches the base model and that peft is recent (>= 0.13)."
+        ) from exc
+    verify_lora_loaded(peft_model, ckpt.lora_path)
+    if merge:
+        return peft_model.merge_and_unload()
+    return peft_model
+
+
+def verify_lora_loaded(peft_model: Any, lora_path: Path) -> None:
+    """Compare the adapter file with the weights the peft model holds now (see `apply_lora`)."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+
+    file_state = _read_adapter_file(lora_path)
+    live = get_peft_model_state_dict(peft_model)
+    missing = [k for k in file_state if k not in live]
+    differing = [
+        k
+        for k, v in file_state.items()
+        if k in live and not torch.equal(live[k].detach().to("cpu", v.dtype), v)
+    ]
+    if missing or differing:
+        raise LoraNotLoadedError(
+            f"The LoRA adapter in {lora_path} did not load: {len(missing)} of {len(file_state)} tensors "
+            f"have no place in the model (e.g. {missing[:3]}) and {len(differing)} differ "
+            f"(e.g. {differing[:3]}). It was probably saved for another base model or another "
+            "transformers/peft layout: re-export it with this environment's versions."
+        )
+    b_tensors = [v for k, v in file_state.items() if "lora_B" in k]
+    if b_tensors and all(float(v.abs().max()) == 0.0 for v in b_tensors):
+        raise LoraNotLoadedError(
+            f"The LoRA adapter in {lora_path} has only zero deltas (every lora_B is 0): it was never "
+            "trained. Export the trained adapter, or drop lora/ from the checkpoint."
+        )
+
+
+def _read_adapter_file(lora_path: Path) -> dict:
+    import torch
+
+    st_file = lora_path / "adapter_model.safetensors"
+    bin_file = lora_path / "adapter_model.bin"
+    if st_file.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(st_file))
+    if bin_file.is_file():
+        return torch.load(str(bin_file), map_location="cpu", weights_only=True)
+    raise LoraNotLoadedError(f"No adapter_model.safetensors or adapter_model.bin in {lora_path}.")
+
+
+def _versions() -> dict:
+    out = {}
+    for module in ("torch", "transformers", "peft"):
+        with contextlib.suppress(Exception):  # optional: record what is importable
+            out[module] = __import__(module).__version__
+    return out

@@ -1,0 +1,173 @@
+"""The refinement prompt and its parser: realistic good and broken answers, fuzzing, canonical format."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mindedit_core.prompting import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    build_messages,
+    format_refinement,
+    parse_refinement,
+    refinement_request_text,
+)
+
+POS = "man waving, right arm raised, open palm, soft daylight"
+NEG = "hands in pockets, extra limbs, blurry"
+
+# (answer, expected positive, expected negative, parsed)
+CASES = [
+    pytest.param(f'optimized_prompt: "{POS}"\nnegative_prompt: "{NEG}"', POS, NEG, True, id="canonical"),
+    pytest.param(f"optimized_prompt:\n\n{POS}\n\nnegative_prompt:\n\n{NEG}", POS, NEG, True, id="newlines"),
+    pytest.param(
+        f'Output: optimized_prompt:\n\n"{POS}" negative_prompt: "{NEG}"', POS, NEG, True, id="paper-inline"
+    ),
+    pytest.param(f'<optimized_prompt:"{POS}""negative_prompt:"{NEG}">', POS, NEG, True, id="paper-angle"),
+    pytest.param(
+        f"**Optimized Prompt:** {POS}\n**Negative Prompt:** {NEG}", POS, NEG, True, id="markdown-bold"
+    ),
+    pytest.param(
+        f"### optimized_prompt\n: {POS}\n### negative_prompt\n: {NEG}", POS, NEG, True, id="markdown-head"
+    ),
+    pytest.param(
+        f'```json\n{{"optimized_prompt": "{POS}", "negative_prompt": "{NEG}"}}\n```',
+        POS,
+        NEG,
+        True,
+        id="json-fence",
+    ),
+    pytest.param(
+        f'Sure! {{"optimized_prompt": ["man waving", "right arm raised", "open palm", "soft daylight"], '
+        f'"negative_prompt": "{NEG}"}} Hope it helps.',
+        POS,
+        NEG,
+        True,
+        id="json-list-chatter",
+    ),
+    pytest.param(f"optimized_prompt: {POS}", POS, "", True, id="missing-negative"),
+    pytest.param(
+        f"Here is the refined version.\n\noptimized_prompt: '{POS}'\nnegative_prompt: '{NEG}'\n\nLet me know!",
+        POS,
+        NEG,
+        True,
+        id="single-quotes-chatter",
+    ),
+    pytest.param(
+        f'optimized_prompt: "{POS}"\nnegative_prompt: {NEG}\n\nThis keeps the lighting consistent.',
+        POS,
+        NEG,
+        True,
+        id="trailing-explanation",
+    ),
+    pytest.param(
+        "optimized_prompt:\n- man waving\n- right arm raised\n- open palm\n- soft daylight\nnegative_prompt:\n"
+        "- hands in pockets\n- extra limbs\n- blurry",
+        POS,
+        NEG,
+        True,
+        id="bullets",
+    ),
+    pytest.param(
+        f"Optimized_Prompt = [{POS}]; Negative_Prompt = [{NEG}]", POS, NEG, True, id="equals-brackets"
+    ),
+    pytest.param(f"positive prompt: “{POS}”\nnegative: “{NEG}”", POS, NEG, True, id="curly-quotes-synonyms"),
+    pytest.param(f"optimized_prompt: {POS}; negative_prompt: {NEG}", POS, NEG, True, id="one-line-semicolon"),
+    pytest.param(
+        f"Optimized prompts (5-10 phrases): {POS}\nNegative prompts (3-6 terms): {NEG}",
+        POS,
+        NEG,
+        True,
+        id="plural-notes",
+    ),
+    pytest.param(
+        'optimized_prompt: "<5-10 short English phrases, comma-separated, describing the edited image>"\n'
+        'negative_prompt: "<3-6 terms>"',
+        "make him wave",
+        "",
+        False,
+        id="template-echo",
+    ),
+    pytest.param("I cannot help with that request.", "make him wave", "", False, id="refusal"),
+    pytest.param("", "make him wave", "", False, id="empty"),
+    pytest.param(
+        'optimized_prompt: ""\nnegative_prompt: "blurry"', "make him wave", "blurry", False, id="empty-pos"
+    ),
+    pytest.param("\x03\x03\x03 ĠĠ garbage", "make him wave", "", False, id="gibberish"),
+]
+
+
+@pytest.mark.parametrize(("answer", "positive", "negative", "parsed"), CASES)
+def test_parse_table(answer, positive, negative, parsed):
+    result = parse_refinement(answer, "make him wave")
+    assert result.positive == positive
+    assert result.negative == negative
+    assert result.parsed is parsed
+    assert result.raw == answer
+    if not parsed:
+        assert result.warning and "fell back" in result.warning
+    elif not negative:
+        assert result.warning and "negative_prompt" in result.warning
+    else:
+        assert result.warning is None
+
+
+def test_format_round_trips_through_parser():
+    text = format_refinement(POS, NEG)
+    assert text == f'optimized_prompt: "{POS}"\nnegative_prompt: "{NEG}"'
+    result = parse_refinement(text, "x")
+    assert (result.positive, result.negative, result.parsed) == (POS, NEG, True)
+
+
+def test_format_flattens_newlines_and_double_quotes():
+    text = format_refinement('a "red"\n flower', "blurry")
+    assert "\n" not in text.split("\n")[0][len("optimized_prompt: ") :]
+    assert parse_refinement(text, "x").positive == "a 'red' flower"
+
+
+def test_empty_instruction_and_answer_still_gives_a_prompt():
+    result = parse_refinement("", "   ")
+    assert result.positive.strip()
+    assert not result.parsed and "empty" in result.warning
+
+
+@settings(max_examples=300, deadline=None)
+@given(answer=st.text(max_size=300), instruction=st.text(max_size=60))
+def test_parser_never_raises_nor_returns_empty(answer, instruction):
+    result = parse_refinement(answer, instruction)
+    assert result.positive.strip()
+    assert isinstance(result.negative, str)
+    assert result.parsed or result.warning
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pos=st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"'),
+        min_size=1,
+        max_size=80,
+    ).filter(lambda s: s.strip(" \t\x0b\x0c*_`'<>[]();,=:") and ":" not in s and "=" not in s),
+    neg=st.text(alphabet="abcdefghij ,", min_size=1, max_size=40).filter(lambda s: s.strip(" ,")),
+)
+def test_canonical_answers_always_parse(pos, neg):
+    result = parse_refinement(format_refinement(pos, neg), "fallback")
+    assert result.parsed
+    assert result.positive.strip()
+
+
+def test_messages_put_image_first_and_share_the_request_text():
+    messages = build_messages("make the sky a sunset", with_mask=True)
+    assert messages[0]["role"] == "system" and messages[0]["content"][0]["text"] == SYSTEM_PROMPT
+    user = messages[1]["content"]
+    assert user[0] == {"type": "image"}
+    assert user[1]["text"] == refinement_request_text("make the sky a sunset", True)
+    assert "outlined in magenta" in user[1]["text"]
+    assert "outlined" not in refinement_request_text("make the sky a sunset", False)
+
+
+def test_prompt_states_the_method_rules_and_format():
+    for needle in ("optimized_prompt", "negative_prompt", "5-10", "3-6", "light", "pose", "artifact"):
+        assert needle in SYSTEM_PROMPT
+    assert PROMPT_VERSION.startswith("mindedit-refine-v")
