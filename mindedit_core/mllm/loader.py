@@ -43,7 +43,7 @@ def check_llava_onevision_folder(model_dir: str | Path) -> Path:
     if not path.is_dir():
         raise MLLMFolderError(
             f"MLLM folder not found: {path}. Expected a local LLaVA-OneVision folder with {_EXPECTED}, "
-            "e.g. `hf download llava-hf/llava-onevision-qwen2-0.5b-ov-hf --local-dir <ComfyUI>/models/LLavacheckpoints/llava-onevision-qwen2-0.5b-ov-hf`."
+            "e.g. `hf download llava-hf/llava-onevision-qwen2-0.5b-ov-hf --local-dir <ComfyUI>/models/LLM/llava-onevision-qwen2-0.5b-ov-hf`."
         )
     config_file = path / "config.json"
     if not config_file.is_file():
