@@ -1,0 +1,150 @@
+"""Fixtures of the training area: a tiny HumanEdit-schema dataset, a fake chat-completions server,
+the tiny CLIP vision encoder."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def humanedit_dir(fixture_cache: Path) -> Path:
+    """A 12-row HumanEdit-schema snapshot folder (2 parquet shards), built once and cached."""
+    from devkit.fixtures.edit_dataset import build_humanedit_fixture
+
+    return build_humanedit_fixture(fixture_cache / "datasets")
+
+
+@pytest.fixture()
+def humanedit_records(humanedit_dir: Path, tmp_path_factory):
+    from training.data import load_humanedit
+
+    return load_humanedit(humanedit_dir, cache_dir=tmp_path_factory.mktemp("hf-datasets"))
+
+
+class FakeChatServer:
+    """A stdlib OpenAI-compatible ``/v1/chat/completions`` server on 127.0.0.1.
+
+    ``script(instruction, n)`` decides each answer from the request's instruction and how many times
+    that instruction was asked before: return ``(status, text)``. Every request is logged.
+    """
+
+    def __init__(self, script) -> None:
+        self.script = script
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                text = body["messages"][-1]["content"][-1]["text"]
+                with server.lock:
+                    n = sum(1 for r in server.requests if r["text"] == text)
+                    server.requests.append(
+                        {"text": text, "body": body, "auth": self.headers.get("Authorization")}
+                    )
+                status, answer = server.script(text, n)
+                if status != 200:
+                    payload = json.dumps({"error": {"message": answer}}).encode()
+                    self.send_response(status)
+                    self.send_header("Retry-After", "0")
+                else:
+                    payload = json.dumps(
+                        {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}
+                    ).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def fake_chat_server():
+    """Factory: ``fake_chat_server(script)`` -> a running `FakeChatServer` (closed after the test)."""
+    servers: list[FakeChatServer] = []
+
+    def start(script) -> FakeChatServer:
+        server = FakeChatServer(script)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_vision_dir(fixture_cache: Path) -> Path:
+    """A tiny CLIPVisionModelWithProjection folder shaped like IP-Adapter's ViT-H/14 (+ processor)."""
+    from devkit.fixtures.clip_vision import build_tiny_clip_vision
+
+    return build_tiny_clip_vision(fixture_cache)
+
+
+def write_refined_cache(path: Path, records, *, model: str = "fixture") -> Path:
+    """A refine_data cache with a canonical, record-specific answer for every record (no server)."""
+    from mindedit_core.prompting import PROMPT_VERSION
+    from training.refine_cache import CacheEntry, RefineCache
+
+    cache = RefineCache(path)
+    for record in records:
+        colour = record.instruction.split()[2]
+        cache.append(
+            CacheEntry(
+                key=f"{model}-{record.id}",
+                id=record.id,
+                status="ok",
+                model=model,
+                prompt_version=PROMPT_VERSION,
+                instruction=record.instruction,
+                positive=f"{colour} square, flat colour, sharp edges",
+                negative="blurry, extra squares",
+            )
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def training_inputs(
+    humanedit_dir: Path, tiny_clip_vision_dir: Path, fixture_cache: Path, tmp_path_factory
+) -> dict:
+    """Everything `training.train` needs on the tiny fixtures: data, refined JSONL, CLIP targets (both
+    kinds), the tiny LLaVA-OneVision folder. Built once per session (targets are cached)."""
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from training.build_targets import build_targets
+    from training.data import load_humanedit
+
+    work = tmp_path_factory.mktemp("training-inputs")
+    records = load_humanedit(humanedit_dir, cache_dir=work / "hf")
+    refined = write_refined_cache(work / "refined.jsonl", records)
+    targets = fixture_cache / "training" / f"targets-{humanedit_dir.name}-{tiny_clip_vision_dir.name}"
+    if not (targets / "targets.json").is_file() or len(list(targets.glob("shard-*"))) == 0:
+        build_targets(records, tiny_clip_vision_dir, targets, batch_size=12, shard_size=64, progress=False)
+    return {
+        "model": tiny_llava_onevision(fixture_cache),
+        "data": humanedit_dir,
+        "refined": refined,
+        "targets": targets,
+        "num_records": len(records),
+    }

@@ -1,0 +1,236 @@
+"""refine_data against a stdlib OpenAI-compatible server on 127.0.0.1: retries, malformed answers,
+and a killed run that resumes without losing or repeating an answered request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mindedit_core.prompting import PROMPT_VERSION, format_refinement
+from training.chat_client import ChatClient, ChatRequestError
+from training.refine_cache import RefineCache, attach_refined, load_refined
+from training.refine_data import http_answer_fn, main, run_refinement
+
+
+def good_answer(text: str) -> str:
+    spot = text.split("near spot ")[1].split(".")[0]
+    return format_refinement(f"square {spot}, flat colour, same light", "blurry, extra squares")
+
+
+def test_refine_retries_429_records_malformed_and_never_repeats(
+    fake_chat_server, humanedit_records, tmp_path
+):
+    records = list(humanedit_records[:5])
+    malformed_for = records[2].instruction
+
+    def script(text: str, n: int):
+        if n == 0 and records[0].instruction in text:
+            return 429, "slow down"
+        if malformed_for in text:
+            return 200, "Sure! I would love to help with that."
+        return 200, good_answer(text)
+
+    server = fake_chat_server(script)
+    client = ChatClient(server.base_url, "gpt-test", api_key="sk-test", sleep=lambda s: None)
+    cache = RefineCache(tmp_path / "refined.jsonl")
+    counts = run_refinement(
+        records, cache, http_answer_fn(client), model="gpt-test", concurrency=3, progress=False
+    )
+    assert counts == {"cached": 0, "ok": 4, "unparsed": 1, "error": 0}
+    assert len(server.requests) == 6  # 5 records + one retry after the 429
+    first = server.requests[0]
+    assert first["auth"] == "Bearer sk-test" and first["body"]["model"] == "gpt-test"
+    image_part = first["body"]["messages"][1]["content"][0]["image_url"]["url"]
+    assert image_part.startswith("data:image/png;base64,")
+    assert base64.b64decode(image_part.split(",", 1)[1])[:4] == b"\x89PNG"
+    # HumanEdit rows have masks: the prompt says the edit region is outlined.
+    assert "outlined" in first["body"]["messages"][1]["content"][1]["text"]
+
+    lines = [json.loads(line) for line in (tmp_path / "refined.jsonl").read_text().splitlines()]
+    by_id = {line["id"]: line for line in lines}
+    assert len(lines) == 5 and set(by_id) == {r.id for r in records}
+    assert by_id[records[2].id]["status"] == "unparsed" and "Sure!" in by_id[records[2].id]["raw"]
+    assert by_id[records[0].id]["attempts"] == 2
+    assert by_id[records[1].id]["prompt_version"] == PROMPT_VERSION
+
+    refined = load_refined(tmp_path / "refined.jsonl", prompt_version=PROMPT_VERSION)
+    assert set(refined) == {r.id for r in records} - {records[2].id}
+    assert refined[records[1].id][0].startswith("square 1")
+    filled, missing = attach_refined(records, refined)
+    assert missing == [records[2].id] and filled[0].has_refined
+
+    # A second run sends nothing: every answer (even the unparseable one) is cached.
+    again = run_refinement(
+        records,
+        RefineCache(tmp_path / "refined.jsonl"),
+        http_answer_fn(client),
+        model="gpt-test",
+        progress=False,
+    )
+    assert again["cached"] == 5 and len(server.requests) == 6
+    # Another model is another key.
+    other = run_refinement(
+        records[:1],
+        RefineCache(tmp_path / "refined.jsonl"),
+        http_answer_fn(client),
+        model="other-model",
+        progress=False,
+    )
+    assert other["ok"] == 1 and len(server.requests) == 7
+
+
+def test_client_fails_fast_on_auth_error_and_gives_up_after_retries(fake_chat_server):
+    server = fake_chat_server(lambda text, n: (401, "bad key") if "auth" in text else (503, "down"))
+    client = ChatClient(server.base_url, "m", max_retries=2, sleep=lambda s: None)
+    msg = [{"role": "user", "content": [{"type": "text", "text": "auth"}]}]
+    with pytest.raises(ChatRequestError, match="HTTP 401.*API key") as info:
+        client.complete(msg)
+    assert not info.value.retryable and len(server.requests) == 1
+    msg = [{"role": "user", "content": [{"type": "text", "text": "other"}]}]
+    with pytest.raises(ChatRequestError, match="HTTP 503"):
+        client.complete(msg)
+    assert len(server.requests) == 1 + 3  # first try + 2 retries
+
+
+def test_failed_requests_are_recorded_and_retried_next_run(fake_chat_server, humanedit_records, tmp_path):
+    records = list(humanedit_records[:2])
+    state = {"down": True}
+    server = fake_chat_server(lambda text, n: (500, "boom") if state["down"] else (200, good_answer(text)))
+    client = ChatClient(server.base_url, "m", max_retries=1, sleep=lambda s: None)
+    cache_path = tmp_path / "c.jsonl"
+    counts = run_refinement(
+        records, RefineCache(cache_path), http_answer_fn(client), model="m", progress=False
+    )
+    assert counts["error"] == 2
+    assert all(json.loads(line)["status"] == "error" for line in cache_path.read_text().splitlines())
+    state["down"] = False
+    counts = run_refinement(
+        records, RefineCache(cache_path), http_answer_fn(client), model="m", progress=False
+    )
+    assert counts["ok"] == 2 and set(load_refined(cache_path)) == {r.id for r in records}
+
+
+def test_truncated_last_line_is_skipped_and_repaired(tmp_path, humanedit_records, fake_chat_server):
+    server = fake_chat_server(lambda text, n: (200, good_answer(text)))
+    client = ChatClient(server.base_url, "m", sleep=lambda s: None)
+    path = tmp_path / "c.jsonl"
+    run_refinement(
+        humanedit_records[:1], RefineCache(path), http_answer_fn(client), model="m", progress=False
+    )
+    with path.open("a") as fh:
+        fh.write('{"key": "abc", "id": "9')  # a write cut by a kill
+    cache = RefineCache(path)
+    assert cache.bad_lines == 1 and len(cache.entries) == 1
+    run_refinement(humanedit_records[:2], cache, http_answer_fn(client), model="m", progress=False)
+    assert len(RefineCache(path).entries) == 2 and RefineCache(path).bad_lines == 1
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_lost_or_repeated_requests(
+    fake_chat_server, humanedit_dir, tmp_path, repo_root
+):
+    def script(text: str, n: int):
+        time.sleep(0.15)
+        return 200, good_answer(text)
+
+    server = fake_chat_server(script)
+    out = tmp_path / "refined.jsonl"
+    argv = [
+        "--format",
+        "humanedit",
+        "--data",
+        str(humanedit_dir),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "m",
+        "--concurrency",
+        "2",
+        "--quiet",
+    ]
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf"), "PYTHONPATH": str(repo_root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.refine_data", *argv],
+        env=env,
+        cwd=repo_root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    answered_before = {
+        json.loads(line)["instruction"] for line in out.read_text().splitlines() if line.strip()
+    }
+    assert 4 <= len(answered_before) < 12
+    sent_before = len(server.requests)
+
+    assert main(argv) == 0
+    resumed = [r["text"] for r in server.requests[sent_before:]]
+    # Nothing answered before the kill was asked again, and every record is now answered exactly once.
+    assert not any(instr in text for text in resumed for instr in answered_before)
+    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert len(lines) == len({line["key"] for line in lines}) == 12
+    assert {line["status"] for line in lines} == {"ok"}
+
+
+@pytest.mark.slow
+def test_local_mllm_mode_records_answers_through_the_core_loader(tiny_llava_dir, humanedit_records, tmp_path):
+    from training.refine_data import local_answer_fn
+
+    answer_fn = local_answer_fn(str(tiny_llava_dir), max_new_tokens=6)
+    cache = RefineCache(tmp_path / "local.jsonl")
+    counts = run_refinement(humanedit_records[:1], cache, answer_fn, model="local:tiny", progress=False)
+    # The random tiny model writes gibberish: the answer is kept (unparsed), not dropped or retried.
+    assert counts["ok"] + counts["unparsed"] == 1 and counts["error"] == 0
+    (entry,) = cache.entries.values()
+    assert entry.model == "local:tiny" and entry.raw
+    again = run_refinement(
+        humanedit_records[:1],
+        RefineCache(tmp_path / "local.jsonl"),
+        answer_fn,
+        model="local:tiny",
+        progress=False,
+    )
+    assert again["cached"] == 1
+
+
+def test_cli_refines_only_the_split_subset(fake_chat_server, humanedit_dir, humanedit_records, tmp_path):
+    from training.data import make_split
+
+    manifest = make_split([r.id for r in humanedit_records], seed=5, test_size=3, train_size=None)
+    manifest.save(tmp_path / "split.json")
+    server = fake_chat_server(lambda text, n: (200, good_answer(text)))
+    out = tmp_path / "refined.jsonl"
+    argv = [
+        "--data",
+        str(humanedit_dir),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "m",
+        "--split",
+        str(tmp_path / "split.json"),
+        "--subset",
+        "test",
+        "--quiet",
+        "--no-mask",
+    ]
+    assert main(argv) == 0
+    assert set(load_refined(out)) == set(manifest.test)
+    assert len(server.requests) == 3
+    assert all("outlined" not in r["text"] for r in server.requests)  # --no-mask

@@ -1,0 +1,221 @@
+"""CLIP ViT-H/14 target embeddings of the edited (target) images: what the vision head learns to predict.
+
+Both kinds an SD1.5 IP-Adapter consumes are computed in one pass:
+``plain`` = ``image_embeds`` ``[1024]`` (ip-adapter_sd15) and ``plus`` = ``hidden_states[-2]``
+``[257,1280]`` (ip-adapter-plus_sd15). Preprocessing is IP-Adapter's (`CLIPImageProcessor` as saved
+in the encoder folder: shortest side 224 bicubic, center crop, CLIP mean/std).
+
+Batched, resumable (complete shards are kept; their ids are skipped on the next run), with a progress
+bar. The encoder folder is the transformers layout of ``h94/IP-Adapter/models/image_encoder`` (the
+one ComfyUI users know as ``CLIP-ViT-H-14-laion2B-s32B-b79K``)::
+
+    python -m training.build_targets --format humanedit --data /data/HumanEdit \\
+        --clip /models/IP-Adapter/models/image_encoder --out runs/targets [--kinds plain plus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .data.record import EditRecord
+from .target_store import MANIFEST_NAME, SHARD_GLOB, TargetStore, target_key
+
+log = logging.getLogger(__name__)
+
+TARGET_KINDS = ("plain", "plus")
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def ipadapter_clip_processor(image_size: int = 224):
+    """IP-Adapter's CLIP preprocessing: shortest side -> ``image_size`` (bicubic), center crop, CLIP norm."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(
+        do_resize=True,
+        size={"shortest_edge": image_size},
+        resample=3,  # PIL bicubic
+        do_center_crop=True,
+        crop_size={"height": image_size, "width": image_size},
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+        do_convert_rgb=True,
+    )
+
+
+def load_clip_vision(folder: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """``(model, processor)`` from a local `CLIPVisionModelWithProjection` folder."""
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a CLIP vision model folder (no config.json). Use the transformers-format "
+            "encoder of IP-Adapter (h94/IP-Adapter, subfolder models/image_encoder)."
+        )
+    model = CLIPVisionModelWithProjection.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
+    if (folder / "preprocessor_config.json").is_file():
+        processor = CLIPImageProcessor.from_pretrained(folder)
+    else:
+        from devkit.fixtures.clip_vision import clip_image_processor
+
+        log.warning(
+            "%s has no preprocessor_config.json: using IP-Adapter's standard CLIP preprocessing.", folder
+        )
+        processor = clip_image_processor(model.config.image_size)
+    return model, processor
+
+
+@torch.no_grad()
+def encode_images(model, processor, images: list, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``{kind: [B, ...]}`` CLIP targets for a batch of PIL images."""
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    pixels = pixels.to(device=model.device, dtype=model.dtype)
+    out = model(pixel_values=pixels, output_hidden_states="plus" in kinds)
+    result: dict[str, torch.Tensor] = {}
+    if "plain" in kinds:
+        result["plain"] = out.image_embeds
+    if "plus" in kinds:
+        result["plus"] = out.hidden_states[-2]
+    return result
+
+
+def build_targets(
+    records: Sequence[EditRecord],
+    clip_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    kinds: Sequence[str] = TARGET_KINDS,
+    batch_size: int = 16,
+    shard_size: int = 256,
+    device: str = "cpu",
+    store_dtype: torch.dtype = torch.float16,
+    progress: bool = True,
+) -> TargetStore:
+    """Encode the target image of every record not yet in ``out_dir``; returns the store."""
+    from safetensors.torch import save_file
+
+    bad = [k for k in kinds if k not in TARGET_KINDS]
+    if bad or not kinds:
+        raise ValueError(f"Unknown target kinds {bad}: expected some of {TARGET_KINDS}.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, processor = load_clip_vision(clip_dir, device=device)
+    manifest_path = out / MANIFEST_NAME
+    manifest = {
+        "clip_model": str(clip_dir),
+        "clip_config": {
+            k: getattr(model.config, k) for k in ("hidden_size", "projection_dim", "image_size", "patch_size")
+        },
+        "preprocessing": processor.to_dict(),
+        "kinds": sorted(kinds),
+        "store_dtype": str(store_dtype).replace("torch.", ""),
+        "shapes": {},
+    }
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("kinds") != manifest["kinds"] or old.get("clip_config") != manifest["clip_config"]:
+            raise ValueError(
+                f"{out} holds targets built with another encoder or kinds ({old.get('kinds')}, "
+                f"{old.get('clip_config')}); use a new --out folder."
+            )
+    manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
+
+    done = TargetStore(out)
+    todo = [r for r in records if not all(done.has(r.id, k) for k in kinds)]
+    missing_target = [r.id for r in todo if r.target is None]
+    if missing_target:
+        raise ValueError(
+            f"{len(missing_target)} records have no target image (first: {missing_target[:5]}); "
+            "CLIP targets need the edited image."
+        )
+    shard_index = len(list(out.glob(SHARD_GLOB)))
+    bar = _bar(len(todo), progress, len(records) - len(todo))
+    shapes: dict[str, list[int]] = {}
+    for start in range(0, len(todo), shard_size):
+        chunk = todo[start : start + shard_size]
+        tensors: dict[str, torch.Tensor] = {}
+        for b in range(0, len(chunk), batch_size):
+            batch = chunk[b : b + batch_size]
+            encoded = encode_images(model, processor, [r.load_target() for r in batch], kinds)
+            for kind, values in encoded.items():
+                shapes[kind] = list(values.shape[1:])
+                for record, value in zip(batch, values):
+                    tensors[target_key(kind, record.id)] = value.to("cpu", store_dtype).contiguous()
+            bar.update(len(batch))
+        shard = out / f"shard-{shard_index:05d}.safetensors"
+        tmp = shard.with_name(shard.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"count": str(len(chunk))})
+        tmp.replace(shard)
+        shard_index += 1
+    bar.close()
+    if shapes:
+        manifest["shapes"] = shapes
+        manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
+    elif not json.loads(manifest_path.read_text()).get("shapes"):
+        log.warning("No targets were computed (no records?).")
+    return TargetStore(out)
+
+
+def _bar(total: int, enabled: bool, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total + initial, initial=initial, desc="clip targets", unit="img", disable=not enabled)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data.loader import DATASET_FORMATS, load_records, parse_column_map
+
+    p = argparse.ArgumentParser(
+        prog="python -m training.build_targets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--format", choices=DATASET_FORMATS, default="humanedit")
+    p.add_argument("--data", required=True)
+    p.add_argument("--column-map", nargs="*", default=None)
+    p.add_argument(
+        "--clip", required=True, help="CLIPVisionModelWithProjection folder (IP-Adapter's image encoder)"
+    )
+    p.add_argument("--out", required=True, help="targets folder (resumes when it exists)")
+    p.add_argument("--kinds", nargs="+", default=list(TARGET_KINDS), choices=TARGET_KINDS)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--shard-size", type=int, default=256)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--store-dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    records = load_records(args.format, args.data, column_map=parse_column_map(args.column_map))
+    if args.limit is not None:
+        records = records[: args.limit]
+    store = build_targets(
+        records,
+        args.clip,
+        args.out,
+        kinds=args.kinds,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        device=args.device,
+        store_dtype=getattr(torch, args.store_dtype),
+        progress=not args.quiet,
+    )
+    print(
+        f"build_targets: {', '.join(f'{k}: {len(store.ids(k))}' for k in store.kinds)} targets in {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

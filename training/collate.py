@@ -1,0 +1,129 @@
+"""Turn records into model inputs: prompt exactly as at inference, answer supervised, targets attached.
+
+The prompt is built the way `mindedit_core.mllm.MindEditMLLM.prepare_inputs` builds it (same image
+preparation, same chat messages, generation prompt appended), so what the fine-tuned model learns is
+what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
+token ``<|im_end|>`` (so the model learns to stop); its token ids are appended to the prompt ids,
+exactly the sequence generation produces. Labels are -100 everywhere except the answer.
+
+``prompt_mask`` marks the prompt positions: the vision head pools over those only, as at inference
+(where no answer exists yet). Under causal attention the prompt's hidden states do not depend on the
+answer, so one forward serves both losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from mindedit_core.prompting import build_messages, format_refinement
+
+from .data.record import EditRecord
+from .mllm_inputs import record_image
+from .target_store import TargetStore
+
+IGNORE_INDEX = -100
+END_TOKEN = "<|im_end|>"
+
+
+def end_token_ids(tokenizer) -> list[int]:
+    """The id(s) of the end-of-turn token (``<|im_end|>`` in LLaVA-OneVision's Qwen2 vocabulary)."""
+    ids = tokenizer(END_TOKEN, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        if tokenizer.eos_token_id is None:
+            raise ValueError(f"The tokenizer has no single {END_TOKEN!r} token and no eos token.")
+        return [int(tokenizer.eos_token_id)]
+    return [int(ids[0])]
+
+
+class EditTrainDataset(Dataset):
+    """Encodes one record at a time (image decoding and tokenising happen in DataLoader workers)."""
+
+    def __init__(
+        self,
+        records: Sequence[EditRecord],
+        processor,
+        *,
+        with_answer: bool,
+        targets: TargetStore | None,
+        target_kind: str,
+        use_mask: bool,
+        max_side: int | None,
+    ) -> None:
+        self.records = records
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.with_answer = with_answer
+        self.targets = targets
+        self.target_kind = target_kind
+        self.use_mask = use_mask
+        self.max_side = max_side
+        self._end_ids = end_token_ids(self.tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.encode(self.records[index])
+
+    def encode(self, record: EditRecord) -> dict:
+        image, with_mask = record_image(record, use_mask=self.use_mask, max_side=self.max_side)
+        messages = build_messages(record.instruction, with_mask=with_mask)
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        enc = self.processor(images=image, text=prompt, return_tensors="pt")
+        prompt_ids = enc["input_ids"][0]
+        answer_ids = torch.empty(0, dtype=prompt_ids.dtype)
+        if self.with_answer:
+            if not record.has_refined:
+                raise ValueError(f"Record {record.id!r} has no refined prompts to supervise.")
+            answer = format_refinement(record.refined_positive or "", record.refined_negative or "")
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + self._end_ids
+            answer_ids = torch.tensor(ids, dtype=prompt_ids.dtype)
+        input_ids = torch.cat([prompt_ids, answer_ids])
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        labels[len(prompt_ids) :] = answer_ids
+        sample = {
+            "id": record.id,
+            "input_ids": input_ids,
+            "labels": labels,
+            "prompt_len": len(prompt_ids),
+            "pixel_values": enc["pixel_values"][0],  # [patches, 3, h, w]
+            "image_sizes": enc["image_sizes"][0],
+        }
+        if self.targets is not None:
+            sample["target"] = self.targets.get(record.id, self.target_kind)
+        return sample
+
+
+def collate(samples: list[dict], *, pad_token_id: int) -> dict:
+    """Right-pad token sequences, pad image patches (the model strips them using ``image_sizes``)."""
+    longest = max(s["input_ids"].shape[0] for s in samples)
+    most_patches = max(s["pixel_values"].shape[0] for s in samples)
+    batch = len(samples)
+    input_ids = torch.full((batch, longest), pad_token_id, dtype=samples[0]["input_ids"].dtype)
+    labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((batch, longest), dtype=torch.long)
+    prompt_mask = torch.zeros((batch, longest), dtype=torch.long)
+    pixel_shape = samples[0]["pixel_values"].shape[1:]
+    pixel_values = torch.zeros((batch, most_patches, *pixel_shape), dtype=samples[0]["pixel_values"].dtype)
+    for i, s in enumerate(samples):
+        n = s["input_ids"].shape[0]
+        input_ids[i, :n] = s["input_ids"]
+        labels[i, :n] = s["labels"]
+        attention_mask[i, :n] = 1
+        prompt_mask[i, : s["prompt_len"]] = 1
+        pixel_values[i, : s["pixel_values"].shape[0]] = s["pixel_values"]
+    out = {
+        "ids": [s["id"] for s in samples],
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": attention_mask,
+        "prompt_mask": prompt_mask,
+        "pixel_values": pixel_values,
+        "image_sizes": torch.stack([torch.as_tensor(s["image_sizes"]) for s in samples]),
+    }
+    if "target" in samples[0]:
+        out["target"] = torch.stack([s["target"] for s in samples])
+    return out

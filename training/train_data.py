@@ -1,0 +1,101 @@
+"""Select the training records: dataset + split + refined prompts + CLIP targets, without decoding images.
+
+Records that lack what the variant needs (refined prompts for the text loss, a CLIP target for the
+head) are dropped with a warning that says how many and how to fill them; none left is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from mindedit_core.prompting import PROMPT_VERSION
+
+from .config import TrainConfig
+from .data.loader import load_records, record_ids
+from .data.record import EditRecord
+from .data.split import DEFAULT_MANIFEST, ensure_manifest
+from .refine_cache import load_refined
+from .target_store import TargetStore
+
+log = logging.getLogger(__name__)
+
+
+class SelectedRecords(Sequence[EditRecord]):
+    """A view of ``base`` at ``positions``, with refined prompts attached on access."""
+
+    def __init__(
+        self, base: Sequence[EditRecord], positions: list[int], ids: list[str], refined: dict
+    ) -> None:
+        self._base = base
+        self._positions = positions
+        self._ids = ids
+        self._refined = refined
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        record = self._base[self._positions[index]]
+        if record.id in self._refined:
+            record = record.with_refined(*self._refined[record.id])
+        return record
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+
+def split_path(cfg: TrainConfig) -> str | None:
+    if cfg.split in ("none", ""):
+        return None
+    if cfg.split is None:
+        return str(DEFAULT_MANIFEST) if cfg.data_format == "humanedit" else None
+    return cfg.split
+
+
+def select_training_records(cfg: TrainConfig, *, targets: TargetStore | None) -> SelectedRecords:
+    base = load_records(cfg.data_format, cfg.data, mask_polarity=cfg.mask_polarity, column_map=cfg.column_map)
+    ids = record_ids(base)
+    positions = list(range(len(ids)))
+    manifest_path = split_path(cfg)
+    if manifest_path:
+        manifest = ensure_manifest(ids, manifest_path)
+        wanted = set(getattr(manifest, cfg.subset))
+        positions = [p for p in positions if ids[p] in wanted]
+        log.info("Split %s: %d %s records.", manifest_path, len(positions), cfg.subset)
+    refined: dict = {}
+    if cfg.uses_text:
+        refined = load_refined(cfg.refined, prompt_version=PROMPT_VERSION)
+        kept = [p for p in positions if ids[p] in refined]
+        _report_drop(
+            len(positions) - len(kept),
+            len(positions),
+            "refined prompts",
+            "run `python -m training.refine_data` on the same data (it resumes)",
+        )
+        positions = kept
+    if cfg.uses_head and targets is not None:
+        have = targets.ids(cfg.head_kind)
+        kept = [p for p in positions if ids[p] in have]
+        _report_drop(
+            len(positions) - len(kept),
+            len(positions),
+            f"{cfg.head_kind} CLIP targets",
+            f"run `python -m training.build_targets --kinds {cfg.head_kind}` (it resumes)",
+        )
+        positions = kept
+    if cfg.limit is not None:
+        positions = positions[: cfg.limit]
+    if not positions:
+        raise ValueError(
+            f"No training records left from {cfg.data} (split {manifest_path}, subset {cfg.subset}) after "
+            "matching refined prompts and CLIP targets: check that they were built from the same data."
+        )
+    return SelectedRecords(base, positions, [ids[p] for p in positions], refined)
+
+
+def _report_drop(dropped: int, total: int, what: str, fix: str) -> None:
+    if dropped:
+        log.warning("%d of %d records have no %s and are left out: %s.", dropped, total, what, fix)
