@@ -1,0 +1,37 @@
+"""IP-Adapter for SD1.5: load adapter files, the decoupled-attention math, and the ComfyUI patch.
+
+No ComfyUI import anywhere in this package; diffusers is imported lazily by `diffusers_processor`.
+"""
+
+from .attention import BATCH_MAPPINGS, decoupled_attention, mask_for_tokens, sdpa_attention
+from .comfy_patch import IPAdapterModelMismatch, MindEditAttn2Patch, apply_ipadapter, check_model_fits
+from .sites import SD15_SITES, SD15_WIDTHS, Site, site_for_comfy_key
+from .weights import (
+    AdapterInfo,
+    IPAdapter,
+    IPAdapterFileError,
+    build_ipadapter,
+    load_ipadapter,
+    read_adapter_file,
+)
+
+__all__ = [
+    "BATCH_MAPPINGS",
+    "SD15_SITES",
+    "SD15_WIDTHS",
+    "AdapterInfo",
+    "IPAdapter",
+    "IPAdapterFileError",
+    "IPAdapterModelMismatch",
+    "MindEditAttn2Patch",
+    "Site",
+    "apply_ipadapter",
+    "build_ipadapter",
+    "check_model_fits",
+    "decoupled_attention",
+    "load_ipadapter",
+    "mask_for_tokens",
+    "read_adapter_file",
+    "sdpa_attention",
+    "site_for_comfy_key",
+]

@@ -1,0 +1,319 @@
+"""Install IP-Adapter attention on a ComfyUI MODEL (a ``ModelPatcher``), composing with other patches.
+
+How ComfyUI calls us (``comfy/ldm/modules/attention.py``, ``BasicTransformerBlock.forward``): for a
+cross-attention layer whose key ``(block_kind, block_id, transformer_index)`` is present in
+``transformer_options["patches_replace"]["attn2"]``, it runs ``to_q``/``to_k``/``to_v`` itself, calls
+``replacement(q, k, v, extra_options)`` and applies ``to_out`` to the result. ``extra_options``
+carries ``n_heads``, ``sigmas``, ``cond_or_uncond``, ``original_shape`` (latent shape) and the rest of
+``transformer_options``.
+
+Our replacement computes the text attention (or delegates to whatever replacement was on that key
+before, another pack's or an earlier MIND-Edit apply: we never clobber) and adds the image attention.
+Nothing here imports ComfyUI: the patcher is duck-typed (``clone``, ``set_model_attn2_replace``,
+``model_options``, ``get_model_object``), and the ComfyUI node passes ComfyUI's own attention function
+so that ``weight=0`` reproduces the unpatched model bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from .attention import (
+    BATCH_MAPPINGS,
+    AttentionFn,
+    assemble_for_chunks,
+    decoupled_attention,
+    mask_for_tokens,
+    sdpa_attention,
+)
+from .sites import Site
+from .weights import FIX_HINT, IPAdapter, IPAdapterFileError
+
+log = logging.getLogger(__name__)
+
+
+class IPAdapterModelMismatch(ValueError):
+    """The adapter does not fit the MODEL it is applied to; the message names both sides and the fix."""
+
+
+class PreparedEmbeds:
+    """Per-site image keys/values for one apply, computed once (float32, CPU) and cast lazily.
+
+    ``weight``, the schedule window (as sigmas) and the mask are shared by the 16 site replacements.
+    """
+
+    def __init__(
+        self,
+        site_kv: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+        *,
+        weight: float,
+        sigma_start: float,
+        sigma_end: float,
+        mask: torch.Tensor | None,
+        batch_mapping: str,
+    ) -> None:
+        self.site_kv = site_kv  # adapter number -> (k_pos, v_pos, k_neg, v_neg), each [N, T_ip, W]
+        self.weight = float(weight)
+        self.sigma_start = float(sigma_start)
+        self.sigma_end = float(sigma_end)
+        self.mask = mask
+        self.batch_mapping = batch_mapping
+        self._cast: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        self._masks: dict[tuple, torch.Tensor] = {}
+        self._last_sigmas: torch.Tensor | None = None
+        self._last_active = True
+
+    def is_active(self, extra_options: dict) -> bool:
+        """Whether the current step lies in ``[start_at, end_at]`` (sigmas fall as sampling proceeds)."""
+        if self.weight == 0:
+            return False
+        sigmas = extra_options.get("sigmas")
+        if sigmas is None:
+            return True
+        # All 16 sites of one UNet call share the same sigmas tensor: read it (a device sync on GPU)
+        # once per call. Holding the reference keeps the identity check safe.
+        if sigmas is not self._last_sigmas:
+            sigma = float(sigmas.detach().reshape(-1)[0].item())
+            self._last_sigmas = sigmas
+            self._last_active = self.sigma_end <= sigma <= self.sigma_start
+        return self._last_active
+
+    def kv_for(self, number: int, q: torch.Tensor, extra_options: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image keys/values for the whole batch of ``q``: cond chunks positive, uncond chunks negative."""
+        labels = tuple(extra_options.get("cond_or_uncond") or (0,))
+        per_chunk = q.shape[0] // len(labels)
+        cache_key = (number, labels, per_chunk, q.device, q.dtype)
+        cached = self._cast.get(cache_key)
+        if cached is None:
+            k_pos, v_pos, k_neg, v_neg = self.site_kv[number]
+            k = assemble_for_chunks(k_pos, k_neg, labels, per_chunk, self.batch_mapping)
+            v = assemble_for_chunks(v_pos, v_neg, labels, per_chunk, self.batch_mapping)
+            cached = (k.to(device=q.device, dtype=q.dtype), v.to(device=q.device, dtype=q.dtype))
+            self._cast[cache_key] = cached
+        return cached
+
+    def mask_for(self, q: torch.Tensor, extra_options: dict) -> torch.Tensor | None:
+        if self.mask is None:
+            return None
+        labels = tuple(extra_options.get("cond_or_uncond") or (0,))
+        per_chunk = q.shape[0] // len(labels)
+        shape = extra_options.get("original_shape")
+        latent_hw = (int(shape[-2]), int(shape[-1])) if shape is not None and len(shape) >= 4 else None
+        cache_key = (q.shape[1], latent_hw, labels, per_chunk, q.device, q.dtype)
+        cached = self._masks.get(cache_key)
+        if cached is None:
+            resized = mask_for_tokens(self.mask, q.shape[1], latent_hw)
+            resized = assemble_for_chunks(resized, resized, labels, per_chunk, "per_latent")
+            cached = resized.to(device=q.device, dtype=q.dtype)
+            self._masks[cache_key] = cached
+        return cached
+
+
+class MindEditAttn2Patch:
+    """The callable installed on one attn2 key: previous result (or text attention) + image attention."""
+
+    def __init__(
+        self,
+        site: Site,
+        prepared: PreparedEmbeds,
+        previous: Any = None,
+        attention_fn: AttentionFn = sdpa_attention,
+    ) -> None:
+        self.site = site
+        self.prepared = prepared
+        self.previous = previous
+        self.attention_fn = attention_fn
+
+    def __call__(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict
+    ) -> torch.Tensor:
+        heads = extra_options["n_heads"]
+        if self.previous is not None:
+            out = self.previous(q, k, v, extra_options)
+        else:
+            out = self.attention_fn(q, k, v, heads, extra_options)
+        if not self.prepared.is_active(extra_options):
+            return out
+        image_k, image_v = self.prepared.kv_for(self.site.adapter_number, q, extra_options)
+        return decoupled_attention(
+            q,
+            out,
+            image_k,
+            image_v,
+            heads,
+            weight=self.prepared.weight,
+            mask=self.prepared.mask_for(q, extra_options),
+            attention_fn=self.attention_fn,
+            extra_options=extra_options,
+        )
+
+    def to(self, *args: Any, **kwargs: Any) -> MindEditAttn2Patch:
+        """ComfyUI calls ``.to(device)`` on replacements; tensors are cast lazily per call instead."""
+        if self.previous is not None and hasattr(self.previous, "to"):
+            self.previous = self.previous.to(*args, **kwargs)
+        return self
+
+
+def _match_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """Repeat the last row / drop extra rows so ``t`` has ``rows`` rows."""
+    if t.shape[0] >= rows:
+        return t[:rows]
+    return torch.cat([t, t[-1:].expand(rows - t.shape[0], *t.shape[1:])], dim=0)
+
+
+def default_negative(adapter: IPAdapter, positive: torch.Tensor) -> torch.Tensor:
+    """Zeros shaped like one positive sample, for both kinds.
+
+    Plain: zeros is the reference convention. Plus: the reference uses the encoder's output for a
+    blank image, which needs a CLIP-vision encoder we do not have at inference; zeros is our
+    documented default. Connect the vision head's own negative (or IPAdapter_plus's ``neg_embed``)
+    to reproduce the reference exactly.
+    """
+    return torch.zeros_like(positive[:1])
+
+
+def _attn2_module(diffusion_model: Any, site: Site) -> Any | None:
+    kind, block, index = site.comfy_key
+    try:
+        blocks = {"input": "input_blocks", "output": "output_blocks"}
+        container = (
+            diffusion_model.middle_block
+            if kind == "middle"
+            else getattr(diffusion_model, blocks[kind])[block]
+        )
+        for child in container:
+            if hasattr(child, "transformer_blocks"):
+                return child.transformer_blocks[index].attn2
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return None
+
+
+def check_model_fits(model_patcher: Any, adapter: IPAdapter) -> list[Site]:
+    """Check the MODEL's attn2 widths against the adapter; return the sites the MODEL lacks (warned).
+
+    Raises `IPAdapterModelMismatch` naming the site, both widths and the fix when they differ.
+    Models that cannot be inspected (not an LDM UNet, duck-typed fakes) are not checked.
+    """
+    diffusion_model = getattr(getattr(model_patcher, "model", None), "diffusion_model", None)
+    if diffusion_model is None:
+        return []
+    missing = []
+    name = adapter.info.source
+    for site, proj in adapter.sites:
+        attn2 = _attn2_module(diffusion_model, site)
+        if attn2 is None or not hasattr(attn2, "to_k"):
+            missing.append(site)
+            continue
+        inner, context = attn2.to_k.weight.shape
+        if context != adapter.info.context_dim:
+            raise IPAdapterModelMismatch(
+                f"IP-Adapter {name} makes {adapter.info.context_dim}-wide image tokens, but the MODEL's "
+                f"cross-attention takes {context}-wide context (at {site.label}). The adapter and checkpoint "
+                f"are for different Stable Diffusion families. {FIX_HINT}"
+            )
+        if inner != proj.width:
+            raise IPAdapterModelMismatch(
+                f"IP-Adapter {name}: site {site.adapter_number} ({site.label}) has to_k_ip width {proj.width}, "
+                f"but the MODEL's attention there is {inner} wide. Use an adapter made for this checkpoint's "
+                f"UNet (real SD1.5 widths are 320/640/1280)."
+            )
+    if missing:
+        log.warning(
+            "MIND-Edit IP-Adapter: the MODEL has no cross-attention at %d of 16 SD1.5 sites (%s); the "
+            "adapter acts only where the layers exist.",
+            len(missing),
+            ", ".join(s.label for s in missing),
+        )
+    return missing
+
+
+def _percent_to_sigma(model_patcher: Any, percent: float) -> float:
+    sampling = model_patcher.get_model_object("model_sampling")
+    return float(sampling.percent_to_sigma(percent))
+
+
+def apply_ipadapter(
+    model_patcher: Any,
+    ipadapter: IPAdapter,
+    pos_embeds: torch.Tensor,
+    neg_embeds: torch.Tensor | None = None,
+    *,
+    weight: float = 1.0,
+    start_at: float = 0.0,
+    end_at: float = 1.0,
+    attn_mask: torch.Tensor | None = None,
+    batch_mapping: str = "all",
+    attention_fn: AttentionFn = sdpa_attention,
+) -> Any:
+    """Return a clone of ``model_patcher`` with IP-Adapter attention on all 16 SD1.5 attn2 sites.
+
+    ``pos_embeds``/``neg_embeds`` are CLIP-vision-shaped (`EMBEDS`): ``[N,1024]`` plain or
+    ``[N,257,1280]`` plus. ``batch_mapping="all"``: every latent sees all N embeddings (their tokens
+    are concatenated); ``"per_latent"``: latent i uses embedding i (the last one repeats).
+    ``start_at``/``end_at`` are fractions of the schedule. ``weight`` may be negative.
+    """
+    if ipadapter.family != "sd15":
+        raise IPAdapterModelMismatch(
+            f"IP-Adapter {ipadapter.info.source} is an SDXL adapter ({ipadapter.info.context_dim}-wide "
+            f"context); MIND-Edit edits with SD1.5 checkpoints only. {FIX_HINT}"
+        )
+    if not ipadapter.sites:
+        raise IPAdapterFileError(
+            f"IP-Adapter {ipadapter.info.source} has {len(ipadapter.ip_adapter)} attention sites, SD1.5 has 16. "
+            f"{FIX_HINT}"
+        )
+    if batch_mapping not in BATCH_MAPPINGS:
+        raise ValueError(f"batch_mapping must be one of {BATCH_MAPPINGS}, got {batch_mapping!r}.")
+    if not 0.0 <= start_at <= end_at <= 1.0:
+        raise ValueError(
+            f"start_at ({start_at}) and end_at ({end_at}) must satisfy 0 <= start_at <= end_at <= 1 "
+            "(fractions of the sampling schedule)."
+        )
+    ipadapter.check_embeds(pos_embeds, what="positive EMBEDS")
+    if neg_embeds is None:
+        neg_embeds = default_negative(ipadapter, pos_embeds)
+    ipadapter.check_embeds(neg_embeds, what="negative EMBEDS")
+    check_model_fits(model_patcher, ipadapter)
+
+    pos_tokens = ipadapter.project(pos_embeds.detach().cpu().float())
+    neg_tokens = ipadapter.project(_match_rows(neg_embeds.detach().cpu().float(), pos_embeds.shape[0]))
+    if batch_mapping == "all":  # every latent attends to all reference embeddings at once
+        pos_tokens = pos_tokens.reshape(1, -1, pos_tokens.shape[-1])
+        neg_tokens = neg_tokens.reshape(1, -1, neg_tokens.shape[-1])
+    with torch.no_grad():
+        site_kv = {
+            site.adapter_number: (
+                proj.to_k_ip(pos_tokens),
+                proj.to_v_ip(pos_tokens),
+                proj.to_k_ip(neg_tokens),
+                proj.to_v_ip(neg_tokens),
+            )
+            for site, proj in ipadapter.sites
+        }
+    mask = None
+    if attn_mask is not None:
+        mask = attn_mask.detach().cpu().float()
+        mask = mask.unsqueeze(0) if mask.ndim == 2 else mask
+    prepared = PreparedEmbeds(
+        site_kv,
+        weight=weight,
+        sigma_start=_percent_to_sigma(model_patcher, start_at),
+        sigma_end=_percent_to_sigma(model_patcher, end_at),
+        mask=mask,
+        batch_mapping=batch_mapping,
+    )
+
+    patched = model_patcher.clone()
+    existing = (
+        patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+    )
+    for site, _ in ipadapter.sites:
+        kind, block, index = site.comfy_key
+        previous = existing.get(site.comfy_key, existing.get((kind, block)))
+        patch = MindEditAttn2Patch(site, prepared, previous=previous, attention_fn=attention_fn)
+        patched.set_model_attn2_replace(patch, kind, block, index)
+    return patched

@@ -1,0 +1,113 @@
+"""Test-only ComfyUI pack for the IP-Adapter tests: stands in for "another pack" and for probes.
+
+- ``MindEditTest_CountingAttn2Patch``: puts a counting replacement on every SD1.5 attn2 key. Where a
+  replacement is already installed it wraps it (calls it, records its class name): applied *after*
+  MIND-Edit it proves our 16 replacements are called; applied *before* it is a foreign patch that
+  ours must keep calling. Where none is installed it computes ComfyUI's plain attention, so it
+  changes nothing numerically.
+- ``MindEditTest_ReportCounts``: an output node taking the sampled LATENT (so it runs after
+  sampling) that reports the counts for a tag in its UI output (``/history`` -> outputs).
+- ``MindEditTest_RandomEmbeds``: seeded random ``EMBEDS`` of a given shape (no MLLM in these tests).
+
+Nothing here imports the MIND-Edit pack: it behaves like an unrelated pack.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+SD15_ATTN2_KEYS = (
+    [("input", b, 0) for b in (1, 2, 4, 5, 7, 8)]
+    + [("output", b, 0) for b in range(3, 12)]
+    + [("middle", 0, 0)]
+)
+CALLS: dict[str, dict[str, dict]] = {}
+
+
+class CountingAttn2:
+    def __init__(self, tag: str, key: tuple, wrapped=None):
+        self.tag = tag
+        self.key = key
+        self.wrapped = wrapped
+
+    def __call__(self, q, k, v, extra_options):
+        entry = CALLS.setdefault(self.tag, {}).setdefault(
+            "/".join(map(str, self.key)), {"calls": 0, "wrapped": type(self.wrapped).__name__}
+        )
+        entry["calls"] += 1
+        if self.wrapped is not None:
+            return self.wrapped(q, k, v, extra_options)
+        from comfy.ldm.modules.attention import optimized_attention
+
+        return optimized_attention(
+            q,
+            k,
+            v,
+            extra_options["n_heads"],
+            attn_precision=extra_options.get("attn_precision"),
+            transformer_options=extra_options,
+        )
+
+
+class MindEditTestCountingAttn2Patch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "tag": ("STRING", {"default": "probe"})}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "testing"
+
+    def patch(self, model, tag):
+        patched = model.clone()
+        existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
+        CALLS.pop(tag, None)
+        for key in SD15_ATTN2_KEYS:
+            patched.set_model_attn2_replace(
+                CountingAttn2(tag, key, existing.get(key)), key[0], key[1], key[2]
+            )
+        return (patched,)
+
+
+class MindEditTestReportCounts:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "tag": ("STRING", {"default": "probe"})}}
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "report"
+    CATEGORY = "testing"
+
+    def report(self, samples, tag):
+        return {"ui": {"counts": [json.dumps(CALLS.get(tag, {}))]}}
+
+
+class MindEditTestRandomEmbeds:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "kind": (["plain", "plus"],),
+                "batch": ("INT", {"default": 1, "min": 1, "max": 16}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+                "scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0}),
+            }
+        }
+
+    RETURN_TYPES = ("EMBEDS",)
+    FUNCTION = "make"
+    CATEGORY = "testing"
+
+    def make(self, kind, batch, seed, scale):
+        shape = (batch, 1024) if kind == "plain" else (batch, 257, 1280)
+        return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "MindEditTest_CountingAttn2Patch": MindEditTestCountingAttn2Patch,
+    "MindEditTest_ReportCounts": MindEditTestReportCounts,
+    "MindEditTest_RandomEmbeds": MindEditTestRandomEmbeds,
+}
