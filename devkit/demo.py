@@ -1,0 +1,388 @@
+"""The main job: run both shipped workflows in a real headless ComfyUI and show what came out.
+
+    bash scripts/demo.sh                 # = scripts/bootstrap.sh, then python -m devkit.demo
+    .venv/bin/python -m devkit.demo --help
+
+Models:
+- real ones when ``MINDEDIT_MODELS_DIR`` names a ComfyUI ``models/`` folder holding
+  ``LLM/<llava folder>``, ``mindedit/<checkpoint folder>``, ``ipadapter/<file>`` and
+  ``checkpoints/<sd15 file>`` (pick among several with ``MINDEDIT_LLM``, ``MINDEDIT_CHECKPOINT``,
+  ``MINDEDIT_IPADAPTER``, ``MINDEDIT_SD15``; see docs/MODELS.md);
+- otherwise tiny, randomly initialised models with the real architectures, generated locally
+  (the pipeline runs for real, the pictures are noise: said loudly).
+
+It starts ComfyUI with its base directory under ``demo_output/``, uploads the bundled sample
+(``assets/sample_source.png`` + ``assets/sample_mask.png``), converts each UI workflow to an API
+prompt, runs it, prints the refined prompts (and any parser fallback warning) and where the
+images are. Exit status 1 with ComfyUI's node error when anything fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_OUTPUT = REPO_ROOT / "demo_output"
+ASSETS = REPO_ROOT / "assets"
+SAMPLE_SOURCE = ASSETS / "sample_source.png"
+SAMPLE_MASK = ASSETS / "sample_mask.png"
+TINY_SIZE = 64  # px: tiny models make noise at any size; small keeps the CPU demo short
+DEFAULT_INSTRUCTION_MASKED = "turn the area into a small pond with lily pads"
+DEFAULT_INSTRUCTION_EDIT = "make it look like a snowy winter day"
+
+
+@dataclass(frozen=True)
+class DemoModels:
+    """The four model inputs of the workflows, as paths, and whether they are the tiny generated ones."""
+
+    checkpoint: Path  # an SD1.5 checkpoint file
+    llm_dir: Path  # a LLaVA-OneVision folder
+    mindedit_dir: Path  # a MIND-Edit checkpoint folder
+    ipadapter: Path  # an IP-Adapter file
+    tiny: bool
+
+    def comfy_models(self) -> dict[str, list[Path]]:
+        """``{models/<folder>: [paths]}`` for `ComfyUIServer` (linked, never copied)."""
+        return {
+            "checkpoints": [self.checkpoint],
+            "LLM": [self.llm_dir],
+            "mindedit": [self.mindedit_dir],
+            "ipadapter": [self.ipadapter],
+        }
+
+
+class DemoError(RuntimeError):
+    """A setup problem the user can fix; the message says what and how."""
+
+
+def tiny_models(cache_root: Path | None = None) -> DemoModels:
+    """Generate (once, cached) the tiny SD1.5 checkpoint, LLaVA-OneVision + MIND-Edit checkpoint and
+    an IP-Adapter whose site widths match the tiny UNet."""
+    from devkit.fixtures import cache_root as default_cache_root
+    from devkit.fixtures.ipadapter_files import ipadapter_file
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
+    from devkit.fixtures.sd15 import attn2_sites, tiny_sd15_checkpoint
+
+    cache = Path(cache_root) if cache_root else default_cache_root()
+    cache.mkdir(parents=True, exist_ok=True)
+    widths = [site.width for site in attn2_sites("sites16")]
+    return DemoModels(
+        checkpoint=tiny_sd15_checkpoint(cache, "sites16", seed=0),
+        llm_dir=tiny_llava_onevision(cache),
+        mindedit_dir=tiny_mindedit_checkpoint(cache, kind="plain"),
+        ipadapter=ipadapter_file(cache, "plain", site_widths=widths),
+        tiny=True,
+    )
+
+
+def _pick(
+    folder: Path, wanted: str | None, what: str, env: str, *, dirs: bool, marker: str | None = None
+) -> Path:
+    """One entry of ``folder``: the one named by ``$env``, else the only / first candidate."""
+    if not folder.is_dir():
+        raise DemoError(
+            f"{what}: the folder {folder} does not exist. Create it and put the {what} there (docs/MODELS.md)."
+        )
+    if wanted:
+        path = folder / wanted
+        if not path.exists():
+            raise DemoError(f"{what}: ${env}={wanted!r} but {path} does not exist.")
+        return path
+    candidates = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".")
+        and (p.is_dir() if dirs else p.is_file())
+        and (
+            marker is None
+            or (p / marker).is_file()
+            or (not dirs and p.suffix in (".safetensors", ".bin", ".ckpt"))
+        )
+    )
+    if not candidates:
+        expected = f"a folder with {marker}" if dirs and marker else "a .safetensors file"
+        raise DemoError(f"{what}: nothing usable in {folder} (expected {expected}; see docs/MODELS.md).")
+    if len(candidates) > 1:
+        print(f"[demo] {what}: several in {folder}, using {candidates[0].name} (set ${env} to choose)")
+    return candidates[0]
+
+
+def configured_models(models_dir: Path) -> DemoModels:
+    """Real models from a ComfyUI ``models/`` folder (``$MINDEDIT_MODELS_DIR``)."""
+    models_dir = Path(models_dir).expanduser().resolve()
+    return DemoModels(
+        checkpoint=_pick(
+            models_dir / "checkpoints",
+            os.environ.get("MINDEDIT_SD15"),
+            "SD1.5 checkpoint",
+            "MINDEDIT_SD15",
+            dirs=False,
+        ),
+        llm_dir=_pick(
+            models_dir / "LLM",
+            os.environ.get("MINDEDIT_LLM"),
+            "LLaVA-OneVision folder",
+            "MINDEDIT_LLM",
+            dirs=True,
+            marker="config.json",
+        ),
+        mindedit_dir=_pick(
+            models_dir / "mindedit",
+            os.environ.get("MINDEDIT_CHECKPOINT"),
+            "MIND-Edit checkpoint",
+            "MINDEDIT_CHECKPOINT",
+            dirs=True,
+            marker="mindedit.json",
+        ),
+        ipadapter=_pick(
+            models_dir / "ipadapter",
+            os.environ.get("MINDEDIT_IPADAPTER"),
+            "IP-Adapter file",
+            "MINDEDIT_IPADAPTER",
+            dirs=False,
+        ),
+        tiny=False,
+    )
+
+
+def load_workflow(name: str) -> dict[str, Any]:
+    from devkit.build_workflows import WORKFLOWS_DIR
+
+    path = WORKFLOWS_DIR / f"{name}.json"
+    return json.loads(path.read_text())
+
+
+def prepare_prompt(
+    workflow_name: str,
+    object_info: dict[str, Any],
+    models: DemoModels,
+    *,
+    source_name: str,
+    mask_name: str | None = None,
+    instruction: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    mllm_seed: int = 0,
+    max_new_tokens: int | None = None,
+    filename_prefix: str | None = None,
+) -> dict[str, Any]:
+    """The shipped UI workflow as an API prompt, with this run's files and settings filled in."""
+    from devkit import build_workflows as wf
+    from devkit.workflow_api import set_widget, ui_to_api
+
+    prompt = ui_to_api(load_workflow(workflow_name), object_info)
+    set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", models.checkpoint.name)
+    set_widget(prompt, "MindEditMLLMLoader", "model_folder", models.llm_dir.name)
+    set_widget(prompt, "MindEditMLLMLoader", "mindedit_checkpoint", models.mindedit_dir.name)
+    set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, models.ipadapter.name)
+    set_widget(prompt, wf.SOURCE_TITLE, "image", source_name)
+    if mask_name is not None:
+        set_widget(prompt, wf.MASK_TITLE, "image", mask_name)
+    if instruction is not None:
+        set_widget(prompt, "MindEditRefineAndEmbed", "instruction", instruction)
+    if max_new_tokens is not None:
+        set_widget(prompt, "MindEditRefineAndEmbed", "max_new_tokens", max_new_tokens)
+    set_widget(prompt, "MindEditRefineAndEmbed", "seed", mllm_seed)
+    set_widget(prompt, "KSampler", "seed", seed)
+    if steps is not None:
+        set_widget(prompt, "KSampler", "steps", steps)
+    if filename_prefix is not None:
+        set_widget(prompt, "SaveImage", "filename_prefix", filename_prefix)
+    return prompt
+
+
+def preview_texts(result: Any, prompt: dict[str, Any]) -> dict[str, str]:
+    """Title -> text shown by each 'Preview as Text' node (refined prompts, status line)."""
+    texts = {}
+    for node_id, out in (result.outputs or {}).items():
+        if "text" in out and node_id in prompt:
+            title = (prompt[node_id].get("_meta") or {}).get("title", node_id)
+            value = out["text"]
+            texts[title] = value[0] if isinstance(value, list) and value else str(value)
+    return texts
+
+
+def _banner(models: DemoModels) -> None:
+    if models.tiny:
+        print(
+            "\n[demo] No MINDEDIT_MODELS_DIR set: using TINY RANDOMLY INITIALISED models generated locally.\n"
+            "[demo] The whole pipeline runs for real, but the refined prompts are gibberish and the images\n"
+            "[demo] are noise. For real edits set MINDEDIT_MODELS_DIR to a ComfyUI models/ folder (docs/MODELS.md).\n"
+        )
+    else:
+        print("\n[demo] Using the models in MINDEDIT_MODELS_DIR:")
+        for label, path in (
+            ("SD1.5", models.checkpoint),
+            ("MLLM", models.llm_dir),
+            ("MIND-Edit", models.mindedit_dir),
+            ("IP-Adapter", models.ipadapter),
+        ):
+            print(f"[demo]   {label:<10} {path}")
+
+
+def write_thumbnail(source: Path, result_png: bytes, target: Path, height: int = 256) -> Path:
+    """Source | result side by side, as the template browser's thumbnail (JPEG)."""
+    import io
+
+    from PIL import Image
+
+    left = Image.open(source).convert("RGB")
+    right = Image.open(io.BytesIO(result_png)).convert("RGB")
+    scale = height / left.height
+    left = left.resize((round(left.width * scale), height))
+    right = right.resize((round(right.width * height / right.height), height))
+    canvas = Image.new("RGB", (left.width + right.width + 8, height), (32, 32, 32))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + 8, 0))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(target, quality=88)
+    return target
+
+
+def sample_inputs(folder: Path, size: int) -> tuple[Path, Path]:
+    """The bundled sample source and mask, scaled to ``size`` px (0 = as bundled)."""
+    if not size:
+        return SAMPLE_SOURCE, SAMPLE_MASK
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"sample_source_{size}.png"
+    mask = folder / f"sample_mask_{size}.png"
+    Image.open(SAMPLE_SOURCE).convert("RGB").resize((size, size), Image.BICUBIC).save(source)
+    Image.open(SAMPLE_MASK).convert("L").resize((size, size), Image.NEAREST).save(mask)
+    return source, mask
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from devkit import build_workflows as wf
+    from devkit.comfyui_runtime import ComfyUIServer, PromptFailed, PromptRejected
+
+    for asset in (SAMPLE_SOURCE, SAMPLE_MASK):
+        if not asset.is_file():
+            raise DemoError(
+                f"the bundled sample {asset} is missing: restore it from git (git checkout -- assets/)."
+            )
+    models_dir = args.models_dir or os.environ.get("MINDEDIT_MODELS_DIR")
+    models = configured_models(Path(models_dir)) if models_dir else tiny_models()
+    _banner(models)
+    steps = args.steps if args.steps is not None else (4 if models.tiny else 25)
+
+    base = Path(args.output).resolve() / "comfyui"
+    print(f"[demo] starting headless ComfyUI (base directory {base}) ...")
+    started = time.monotonic()
+    failures = 0
+    with ComfyUIServer(base_dir=base, models=models.comfy_models()) as server:
+        print(f"[demo] ComfyUI is up at {server.url} after {time.monotonic() - started:.1f} s")
+        client = server.client
+        size = args.size if args.size is not None else (TINY_SIZE if models.tiny else 0)
+        source_path, mask_path = sample_inputs(Path(args.output).resolve() / "inputs", size)
+        if size:
+            print(f"[demo] sample scaled to {size} px (tiny models; --size 0 keeps the original 512 px)")
+        source_name = client.upload_image(source_path)
+        mask_name = client.upload_image(mask_path)
+        object_info = client.object_info()
+        runs = [
+            (wf.MASKED_WORKFLOW, mask_name, args.instruction or DEFAULT_INSTRUCTION_MASKED),
+            (wf.EDIT_WORKFLOW, None, args.instruction or DEFAULT_INSTRUCTION_EDIT),
+        ]
+        for name, mask, instruction in runs:
+            print(f"\n[demo] === {name}.json: {instruction!r} ===")
+            try:
+                prompt = prepare_prompt(
+                    name,
+                    object_info,
+                    models,
+                    source_name=source_name,
+                    mask_name=mask,
+                    instruction=instruction,
+                    steps=steps,
+                    seed=args.seed,
+                    filename_prefix=f"mindedit_demo/{name}",
+                )
+                t0 = time.monotonic()
+                result = client.run(prompt, timeout=args.timeout).raise_for_error()
+            except PromptRejected as exc:
+                print(f"[demo] ComfyUI rejected {name}:\n{exc}", file=sys.stderr)
+                failures += 1
+                continue
+            except PromptFailed as exc:
+                print(f"[demo] {name} failed:\n{exc}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"[demo] finished in {time.monotonic() - t0:.1f} s")
+            texts = preview_texts(result, prompt)
+            order = [wf.POSITIVE_PREVIEW_TITLE, wf.NEGATIVE_PREVIEW_TITLE, wf.STATUS_PREVIEW_TITLE]
+            for title, text in sorted(
+                texts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99
+            ):
+                print(f"[demo] {title}: {text}")
+            for image in result.images:
+                path = server.output_dir / image.subfolder / image.filename
+                print(f"[demo] image: {path}")
+            if args.thumbnails and result.images:
+                thumb = write_thumbnail(
+                    SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{name}.jpg"
+                )
+                print(f"[demo] thumbnail: {thumb}")
+        if failures:
+            print(
+                f"\n[demo] {failures} workflow(s) failed; ComfyUI's log: {server.log_path}", file=sys.stderr
+            )
+            return 1
+    print(f"\n[demo] done: both workflows ran. Outputs are under {base / 'output'}.")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devkit.demo", description="Run the shipped MIND-Edit workflows in a headless ComfyUI."
+    )
+    parser.add_argument(
+        "--models-dir",
+        help="a ComfyUI models/ folder with real models (default: $MINDEDIT_MODELS_DIR, else tiny models)",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(DEMO_OUTPUT),
+        help="where ComfyUI's base directory goes (default: demo_output/)",
+    )
+    parser.add_argument("--instruction", help="override the sample instruction for both workflows")
+    parser.add_argument(
+        "--steps", type=int, help="KSampler steps (default: 4 for tiny models, 25 for real ones)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        help="scale the sample to this many px (default: 64 for tiny models, 0 = original 512 px)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="KSampler seed")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each workflow")
+    parser.add_argument(
+        "--thumbnails", action="store_true", help="also write workflows/<name>.jpg from the results"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from devkit.comfyui_runtime import ComfyUIError
+
+    args = parse_args(argv)
+    try:
+        return run_demo(args)
+    except DemoError as exc:
+        print(f"[demo] {exc}", file=sys.stderr)
+        return 2
+    except ComfyUIError as exc:  # could not start ComfyUI, or lost it mid-run
+        print(f"[demo] ComfyUI problem: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

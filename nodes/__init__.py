@@ -1,0 +1,36 @@
+"""Every node of the pack, and the model folders they read.
+
+ComfyUI imports the pack (the repo root's ``__init__.py``) under a name taken from its folder, and
+has its own top-level ``nodes`` module: everything here imports relatively. Importing registers the
+model folders with ``folder_paths`` (bookkeeping only) and loads no model.
+"""
+
+from __future__ import annotations
+
+from .model_folders import register_model_folders
+
+register_model_folders()
+
+from . import ipadapter_nodes  # noqa: E402
+from .mllm_loader import MindEditMLLMLoader  # noqa: E402
+from .refine import MindEditInsightEmbeds, MindEditRefineAndEmbed, MindEditRefineInstruction  # noqa: E402
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "MindEditMLLMLoader": MindEditMLLMLoader,
+    "MindEditRefineInstruction": MindEditRefineInstruction,
+    "MindEditInsightEmbeds": MindEditInsightEmbeds,
+    "MindEditRefineAndEmbed": MindEditRefineAndEmbed,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
+    "MindEditMLLMLoader": "MIND-Edit MLLM Loader (LLaVA-OneVision)",
+    "MindEditRefineInstruction": "MIND-Edit Refine Instruction (-> prompts)",
+    "MindEditInsightEmbeds": "MIND-Edit Insight Embeds (-> IP-Adapter EMBEDS)",
+    "MindEditRefineAndEmbed": "MIND-Edit (refine + embed)",
+}
+
+# The IP-Adapter node family (nodes/ipadapter_nodes.py) is merged in: the pack exposes one mapping.
+NODE_CLASS_MAPPINGS.update(ipadapter_nodes.NODE_CLASS_MAPPINGS)
+NODE_DISPLAY_NAME_MAPPINGS.update(ipadapter_nodes.NODE_DISPLAY_NAME_MAPPINGS)
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,0 +1,136 @@
+"""Node: load a LLaVA-OneVision MLLM (+ optional MIND-Edit checkpoint) under ComfyUI's memory manager.
+
+Loading happens when the node executes, never at import; ComfyUI caches the output while the
+widgets are unchanged, so the model is loaded once per session and re-used by every run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import model_folders
+from .comfy_mllm_patcher import MLLMHandle, mllm_device_plan, resolve_dtype, wrap_mllm
+
+LOG = logging.getLogger("MIND-Edit")
+
+CATEGORY = "MIND-Edit"
+MLLM_TYPE = "MINDEDIT_MLLM"
+
+DTYPES = ["auto", "bfloat16", "float16", "float32"]
+QUANTIZATIONS = ["none", "8bit", "4bit"]
+ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
+
+
+def _torch_modules(mllm: object) -> dict:
+    """The torch modules ComfyUI must move: the MLLM itself and the vision head, when present."""
+    import torch
+
+    if hasattr(mllm, "torch_modules"):
+        return dict(mllm.torch_modules())
+    found = {}
+    for name in ("model", "head"):
+        module = getattr(mllm, name, None)
+        if isinstance(module, torch.nn.Module):
+            found[name] = module
+    if not found:
+        raise TypeError(f"MIND-Edit: {type(mllm).__name__} exposes no torch modules to hand to ComfyUI.")
+    return found
+
+
+class MindEditMLLMLoader:
+    """Load the MLLM that refines instructions and predicts v_insight."""
+
+    DESCRIPTION = (
+        "Loads a LLaVA-OneVision model folder from models/LLM and, optionally, a MIND-Edit checkpoint "
+        "(LoRA + vision head) from models/mindedit. ComfyUI's memory manager moves it to the GPU when "
+        "used and offloads it when the diffusion model needs room ('Unload models' frees it)."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (MLLM_TYPE,)
+    RETURN_NAMES = ("mllm",)
+    OUTPUT_TOOLTIPS = ("The loaded MLLM; connect it to the MIND-Edit refine / embed nodes.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model_folder": (
+                    model_folders.llm_choices(),
+                    {
+                        "tooltip": "A LLaVA-OneVision folder in Hugging Face layout under models/LLM "
+                        "(e.g. llava-onevision-qwen2-0.5b-ov-hf or -7b-ov-hf). It must match the base model "
+                        "the MIND-Edit checkpoint was trained on."
+                    },
+                ),
+                "mindedit_checkpoint": (
+                    model_folders.checkpoint_choices(),
+                    {
+                        "tooltip": "A MIND-Edit checkpoint folder under models/mindedit (mindedit.json, "
+                        "vision_head.safetensors, optional lora/). 'none' loads the base model only: it can "
+                        "refine prompts but has no vision head, so it cannot produce v_insight embeds."
+                    },
+                ),
+                "dtype": (
+                    DTYPES,
+                    {
+                        "default": "auto",
+                        "tooltip": "Weight precision. 'auto' picks what ComfyUI picks for the device: "
+                        "bfloat16 if supported, else float16, float32 on the CPU.",
+                    },
+                ),
+                "quantization": (
+                    QUANTIZATIONS,
+                    {
+                        "default": "none",
+                        "tooltip": "bitsandbytes 8-bit or 4-bit (nf4) weights to save VRAM (7B: ~15 GiB "
+                        "bf16, ~6 GiB 4-bit). Needs a CUDA GPU and the bitsandbytes package; quantized "
+                        "weights stay on the GPU.",
+                    },
+                ),
+                "attention": (
+                    ATTENTIONS,
+                    {
+                        "default": "sdpa",
+                        "tooltip": "Attention implementation: sdpa (PyTorch, works everywhere), eager "
+                        "(slowest, most compatible), flash_attention_2 (needs the flash-attn package).",
+                    },
+                ),
+            }
+        }
+
+    def load(
+        self, model_folder: str, mindedit_checkpoint: str, dtype: str, quantization: str, attention: str
+    ) -> tuple[MLLMHandle]:
+        from ..mindedit_core.mllm import load_mllm
+
+        model_dir = model_folders.resolve_llm_folder(model_folder)
+        checkpoint_dir = model_folders.resolve_checkpoint_folder(mindedit_checkpoint)
+        quant = None if quantization == "none" else quantization
+        load_device, offload_device = mllm_device_plan(quant)
+        if quant and load_device.type != "cuda":
+            raise RuntimeError(
+                f"MIND-Edit: {quantization} quantization needs a CUDA GPU (bitsandbytes), but ComfyUI runs "
+                f"on {load_device}. Set quantization to 'none'."
+            )
+        torch_dtype = resolve_dtype(dtype, load_device)
+        LOG.info(
+            "MIND-Edit: loading %s (checkpoint: %s, %s, quantization %s) on %s, offload to %s",
+            model_dir,
+            checkpoint_dir or "none",
+            torch_dtype,
+            quantization,
+            load_device,
+            offload_device,
+        )
+        mllm = load_mllm(
+            model_dir,
+            dtype=torch_dtype,
+            device=load_device if quant else offload_device,
+            attn_implementation=attention,
+            quantization=quant,
+            checkpoint_dir=checkpoint_dir,
+        )
+        description = f"{model_folder} + {mindedit_checkpoint}"
+        handle = wrap_mllm(mllm, _torch_modules(mllm), description=description, quantization=quant)
+        return (handle,)

@@ -1,0 +1,94 @@
+"""The demo's set-up logic, offline: choosing real models from a ComfyUI models/ folder, the clear
+errors when something is missing, the sample inputs, and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from devkit import demo
+
+
+def _models_dir(
+    root, *, llm=("llava-a",), ckpts=("mindedit-a",), sd=("sd15.safetensors",), ipa=("ip.safetensors",)
+):
+    (root / "LLM").mkdir(parents=True, exist_ok=True)
+    (root / "mindedit").mkdir(parents=True, exist_ok=True)
+    for name in llm:
+        (root / "LLM" / name).mkdir(parents=True)
+        (root / "LLM" / name / "config.json").write_text("{}")
+    for name in ckpts:
+        (root / "mindedit" / name).mkdir(parents=True)
+        (root / "mindedit" / name / "mindedit.json").write_text("{}")
+    (root / "checkpoints").mkdir(exist_ok=True)
+    for name in sd:
+        (root / "checkpoints" / name).write_bytes(b"x")
+    (root / "ipadapter").mkdir(exist_ok=True)
+    for name in ipa:
+        (root / "ipadapter" / name).write_bytes(b"x")
+    return root
+
+
+def test_configured_models_picks_one_of_each_folder(tmp_path, monkeypatch):
+    for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    root = _models_dir(tmp_path, llm=("llava-a", "llava-b"))
+    (root / "LLM" / "not-a-model").mkdir()
+    models = demo.configured_models(root)
+    assert not models.tiny
+    assert models.llm_dir.name == "llava-a" and models.mindedit_dir.name == "mindedit-a"
+    assert models.checkpoint.name == "sd15.safetensors" and models.ipadapter.name == "ip.safetensors"
+    monkeypatch.setenv("MINDEDIT_LLM", "llava-b")
+    assert demo.configured_models(root).llm_dir.name == "llava-b"
+    assert set(models.comfy_models()) == {"checkpoints", "LLM", "mindedit", "ipadapter"}
+
+
+def test_a_missing_folder_or_model_names_what_to_put_where(tmp_path, monkeypatch):
+    for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    root = _models_dir(tmp_path, ckpts=())
+    with pytest.raises(
+        demo.DemoError, match=r"MIND-Edit checkpoint: nothing usable in .*mindedit.*mindedit\.json"
+    ):
+        demo.configured_models(root)
+    with pytest.raises(demo.DemoError, match=r"checkpoints does not exist"):
+        demo.configured_models(tmp_path / "elsewhere")
+    (root / "mindedit" / "c").mkdir()
+    (root / "mindedit" / "c" / "mindedit.json").write_text("{}")
+    monkeypatch.setenv("MINDEDIT_LLM", "gone")
+    with pytest.raises(demo.DemoError, match=r"\$MINDEDIT_LLM='gone'.*does not exist"):
+        demo.configured_models(root)
+
+
+def test_sample_inputs_are_scaled_and_the_mask_stays_binary(tmp_path):
+    source, mask = demo.sample_inputs(tmp_path, 64)
+    assert Image.open(source).size == (64, 64) and Image.open(source).mode == "RGB"
+    values = np.unique(np.asarray(Image.open(mask)))
+    assert set(values.tolist()) <= {0, 255} and len(values) == 2
+    assert demo.sample_inputs(tmp_path, 0) == (demo.SAMPLE_SOURCE, demo.SAMPLE_MASK)
+
+
+def test_cli_defaults():
+    args = demo.parse_args([])
+    assert args.steps is None and args.size is None and not args.thumbnails
+    assert demo.parse_args(["--steps", "3", "--thumbnails"]).steps == 3
+
+
+def test_main_reports_setup_errors_with_exit_code_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MINDEDIT_MODELS_DIR", raising=False)
+    code = demo.main(["--models-dir", str(tmp_path / "nothing-here"), "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_thumbnail_is_source_and_result_side_by_side(tmp_path):
+    import io
+
+    result = io.BytesIO()
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(result, format="PNG")
+    thumb = demo.write_thumbnail(demo.SAMPLE_SOURCE, result.getvalue(), tmp_path / "t.jpg", height=64)
+    image = Image.open(thumb)
+    assert image.height == 64 and image.width == 64 + 8 + 64
+    right = np.asarray(image.convert("RGB"))[:, -20:]
+    assert right[..., 0].mean() > 200 and right[..., 1].mean() < 60

@@ -1,0 +1,393 @@
+"""The node classes in-process, with ComfyUI's real modules (from the runtime's ComfyUI tree) but no
+server: folder registration, the memory-manager wrapper, the shared one-pass cache, Cancel, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from helpers_nodes import import_pack, pack_module
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return import_pack()
+
+
+@pytest.fixture
+def folder_paths(pack):
+    import folder_paths as fp
+
+    return fp
+
+
+@pytest.fixture
+def isolated_folders(folder_paths, tmp_path, monkeypatch):
+    """Point the pack's three model folders at empty temp folders for one test."""
+    roots = {}
+    for name in ("LLM", "mindedit", "ipadapter"):
+        root = tmp_path / name
+        root.mkdir()
+        roots[name] = root
+        exts = folder_paths.folder_names_and_paths[name][1]
+        monkeypatch.setitem(folder_paths.folder_names_and_paths, name, ([str(root)], exts))
+    return roots
+
+
+# -- folders ---------------------------------------------------------------------------------------
+
+
+def test_import_registers_the_three_model_folders_once(pack, folder_paths):
+    model_folders = pack_module("nodes.model_folders")
+    before = {n: list(folder_paths.get_folder_paths(n)) for n in ("LLM", "mindedit", "ipadapter")}
+    model_folders.register_model_folders()
+    model_folders.register_model_folders()
+    for name, paths in before.items():
+        assert folder_paths.get_folder_paths(name) == paths, f"{name} registration is not idempotent"
+        assert any(p.endswith(name) for p in paths)
+    assert ".safetensors" in folder_paths.folder_names_and_paths["ipadapter"][1]
+
+
+def test_llm_dropdown_lists_hf_folders_nested_and_skips_others(isolated_folders):
+    model_folders = pack_module("nodes.model_folders")
+    llm = isolated_folders["LLM"]
+    (llm / "flat-model").mkdir()
+    (llm / "flat-model" / "config.json").write_text("{}")
+    (llm / "llava-hf" / "nested-model").mkdir(parents=True)
+    (llm / "llava-hf" / "nested-model" / "config.json").write_text("{}")
+    (llm / "not-a-model").mkdir()
+    (llm / "loose.safetensors").write_bytes(b"x")
+    assert model_folders.llm_choices() == ["flat-model", "llava-hf/nested-model"]
+    assert (
+        model_folders.resolve_llm_folder("llava-hf/nested-model")
+        == (llm / "llava-hf" / "nested-model").resolve()
+    )
+
+
+def test_empty_llm_folder_gives_placeholder_and_an_actionable_error(isolated_folders):
+    model_folders = pack_module("nodes.model_folders")
+    choices = model_folders.llm_choices()
+    assert choices == [model_folders.NO_MODEL_FOLDER]
+    with pytest.raises(FileNotFoundError) as err:
+        model_folders.resolve_llm_folder(choices[0])
+    message = str(err.value)
+    assert (
+        str(isolated_folders["LLM"]) in message and "config.json" in message and "download_models" in message
+    )
+
+
+def test_missing_checkpoint_names_folder_and_expected_file(isolated_folders):
+    model_folders = pack_module("nodes.model_folders")
+    assert model_folders.checkpoint_choices() == ["none"]
+    assert model_folders.resolve_checkpoint_folder("none") is None
+    with pytest.raises(FileNotFoundError) as err:
+        model_folders.resolve_checkpoint_folder("gone-ckpt")
+    assert "mindedit/gone-ckpt/mindedit.json" in str(err.value)
+    assert str(isolated_folders["mindedit"]) in str(err.value)
+
+
+# -- memory manager --------------------------------------------------------------------------------
+
+
+class _HFStyleModule(torch.nn.Module):
+    """Like a Hugging Face model: ``device`` is a read-only property."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 4)
+
+    @property
+    def device(self):
+        return self.proj.weight.device
+
+
+def test_mllm_is_loaded_by_comfy_and_dropped_by_unload_all(pack):
+    import comfy.model_management as mm
+
+    patcher_mod = pack_module("nodes.comfy_mllm_patcher")
+    model = _HFStyleModule()
+    handle = patcher_mod.wrap_mllm(object(), {"model": model}, description="test", quantization=None)
+    assert not patcher_mod.is_loaded(handle)
+    device = patcher_mod.load_for_use(handle)
+    assert device == mm.get_torch_device()
+    assert patcher_mod.is_loaded(handle)
+    assert handle.patcher.model_size() == sum(p.numel() * p.element_size() for p in model.parameters())
+    mm.unload_all_models()
+    assert not patcher_mod.is_loaded(handle)
+    assert model.proj.weight.device == handle.patcher.offload_device
+
+
+def test_auto_dtype_follows_comfy_for_the_cpu(pack):
+    patcher_mod = pack_module("nodes.comfy_mllm_patcher")
+    assert patcher_mod.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert patcher_mod.resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+# -- one pass, shared ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Refined:
+    positive: str
+    negative: str
+    raw: str
+    parsed: bool = True
+    warning: str | None = None
+
+
+@dataclass
+class _Result:
+    refined: _Refined
+    v_insight: torch.Tensor | None
+    text: str
+
+
+class CountingMLLM:
+    """Duck-typed MindEditMLLM: records calls; optional hooks to simulate Cancel or a bad answer."""
+
+    def __init__(self, *, has_head=True, warning=None, interrupt_at=None):
+        self.calls = []
+        self.has_head = has_head
+        self.warning = warning
+        self.interrupt_at = interrupt_at
+        self.max_side = 384
+        self.model = torch.nn.Linear(2, 2)
+
+    def _answer(self, image, instruction, mask, seed, max_new_tokens, should_stop, on_token, embed):
+        self.calls.append({"instruction": instruction, "mask": mask, "seed": seed, "max_side": self.max_side})
+        for step in range(1, 4):
+            if self.interrupt_at == step:
+                import comfy.model_management as mm
+
+                mm.interrupt_current_processing(True)
+            on_token(step, max_new_tokens)
+            if should_stop():
+                raise RuntimeError("stopped")  # the core raises its own GenerationInterrupted
+        refined = _Refined(
+            f"pos:{instruction}", f"neg:{instruction}", f"raw:{instruction}", warning=self.warning
+        )
+        v = torch.full((1, 1024), float(len(self.calls))) if embed else None
+        return _Result(refined, v, f"text:{instruction}")
+
+    def refine_and_embed(
+        self, image, instruction, *, mask=None, seed=0, max_new_tokens=8, should_stop, on_token
+    ):
+        return self._answer(image, instruction, mask, seed, max_new_tokens, should_stop, on_token, True)
+
+    def refine_full(self, image, instruction, *, mask=None, seed=0, max_new_tokens=8, should_stop, on_token):
+        return self._answer(image, instruction, mask, seed, max_new_tokens, should_stop, on_token, False)
+
+
+def _handle(mllm):
+    patcher_mod = pack_module("nodes.comfy_mllm_patcher")
+    return patcher_mod.wrap_mllm(mllm, {"model": mllm.model}, description="fake", quantization=None)
+
+
+def _image(seed=0):
+    return torch.rand((1, 32, 32, 3), generator=torch.Generator().manual_seed(seed))
+
+
+def test_refine_and_embed_nodes_share_one_mllm_pass(pack):
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    handle = _handle(mllm)
+    image, mask = _image(), torch.zeros((1, 32, 32))
+    mask[:, 8:16, 8:16] = 1.0
+    pos, neg, raw, status = refine.MindEditRefineInstruction().refine(
+        handle, image, "add a hat", 3, 64, 256, mask
+    )
+    emb_pos, emb_neg = refine.MindEditInsightEmbeds().embed(
+        handle, image.clone(), "add a hat", 3, 64, 256, mask
+    )
+    assert len(mllm.calls) == 1, "the embed node re-ran the MLLM"
+    assert (pos, neg, raw) == ("pos:add a hat", "neg:add a hat", "text:add a hat")
+    assert status.startswith("ok")
+    assert emb_pos.shape == (1, 1024) and torch.count_nonzero(emb_neg) == 0
+    assert mllm.calls[0]["seed"] == 3 and mllm.calls[0]["max_side"] == 256
+    assert mllm.calls[0]["mask"] is not None
+    # Anything that changes the result is a new pass: instruction, seed, image, mask, settings.
+    refine.MindEditInsightEmbeds().embed(handle, image, "add a scarf", 3, 64, 256, mask)
+    refine.MindEditInsightEmbeds().embed(handle, image, "add a hat", 4, 64, 256, mask)
+    refine.MindEditInsightEmbeds().embed(handle, _image(1), "add a hat", 3, 64, 256, mask)
+    refine.MindEditInsightEmbeds().embed(handle, image, "add a hat", 3, 64, 256, None)
+    refine.MindEditInsightEmbeds().embed(handle, image, "add a hat", 3, 64, 320, mask)
+    assert len(mllm.calls) == 6
+    combined = refine.MindEditRefineAndEmbed().run(handle, image, "add a hat", 3, 64, 256, mask)
+    assert len(mllm.calls) == 6 and combined[0] == pos and torch.equal(combined[2], emb_pos)
+
+
+def test_two_loaded_models_do_not_share_results(pack):
+    refine = pack_module("nodes.refine")
+    first, second = CountingMLLM(), CountingMLLM()
+    image = _image()
+    refine.MindEditRefineInstruction().refine(_handle(first), image, "x", 0, 64, 384)
+    refine.MindEditRefineInstruction().refine(_handle(second), image, "x", 0, 64, 384)
+    assert len(first.calls) == len(second.calls) == 1
+
+
+def test_batch_reads_first_image_and_says_so(pack):
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    batch = torch.cat([_image(0), _image(1)])
+    *_, status = refine.MindEditRefineInstruction().refine(_handle(mllm), batch, "batch", 0, 64, 384)
+    assert "batch of 2" in status
+
+
+def test_parser_fallback_warning_reaches_the_status_output(pack):
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM(warning="could not parse the answer; using the instruction as the prompt")
+    *_, status = refine.MindEditRefineInstruction().refine(_handle(mllm), _image(), "fallback", 0, 64, 384)
+    assert status.startswith("WARNING: could not parse")
+
+
+def test_embeds_without_a_vision_head_raise_a_clear_error(pack):
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM(has_head=False)
+    handle = _handle(mllm)
+    pos, *_ = refine.MindEditRefineInstruction().refine(handle, _image(), "no head", 0, 64, 384)
+    assert pos == "pos:no head"
+    with pytest.raises(ValueError, match="no vision head.*models/mindedit"):
+        refine.MindEditInsightEmbeds().embed(handle, _image(), "no head", 0, 64, 384)
+
+
+def test_cancel_raises_comfys_interrupt_and_caches_nothing(pack):
+    import comfy.model_management as mm
+
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM(interrupt_at=2)
+    handle = _handle(mllm)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            refine.MindEditRefineInstruction().refine(handle, _image(), "cancel me", 0, 64, 384)
+        assert not mm.processing_interrupted(), "the interrupt flag must be consumed"
+        mllm.interrupt_at = None
+        refine.MindEditRefineInstruction().refine(handle, _image(), "cancel me", 0, 64, 384)
+        assert len(mllm.calls) == 2, "an interrupted pass must not be served from the cache"
+    finally:
+        mm.interrupt_current_processing(False)
+
+
+# -- schema ----------------------------------------------------------------------------------------
+
+
+def test_every_input_of_every_mllm_node_has_a_tooltip(pack):
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, entry in spec.get(section, {}).items():
+                options = entry[1] if len(entry) > 1 else {}
+                assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert cls.CATEGORY.startswith("MIND-Edit")
+        assert node_id in pack.NODE_DISPLAY_NAME_MAPPINGS
+
+
+def test_widget_order_is_frozen(pack):
+    """Saved workflows store widget values by position: this order must never change."""
+    refine = pack_module("nodes.refine")
+    loader = pack_module("nodes.mllm_loader")
+    assert list(loader.MindEditMLLMLoader.INPUT_TYPES()["required"]) == [
+        "model_folder",
+        "mindedit_checkpoint",
+        "dtype",
+        "quantization",
+        "attention",
+    ]
+    for cls in (
+        refine.MindEditRefineInstruction,
+        refine.MindEditInsightEmbeds,
+        refine.MindEditRefineAndEmbed,
+    ):
+        spec = cls.INPUT_TYPES()
+        assert list(spec["required"]) == [
+            "mllm",
+            "image",
+            "instruction",
+            "seed",
+            "max_new_tokens",
+            "max_image_side",
+        ]
+        assert list(spec["optional"]) == ["mask"]
+        seed = spec["required"]["seed"][1]
+        assert seed["default"] == 0 and seed["control_after_generate"] == "fixed"
+        assert spec["required"]["max_image_side"][1]["default"] == 384
+
+
+# -- the real tiny MLLM through the loader node ------------------------------------------------------
+
+
+def test_loader_and_combined_node_with_the_tiny_llava_onevision(pack, isolated_folders, fixture_cache):
+    import comfy.model_management as mm
+
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
+
+    model_dir = tiny_llava_onevision(fixture_cache)
+    checkpoint_dir = tiny_mindedit_checkpoint(fixture_cache, kind="plain")
+    (isolated_folders["LLM"] / "tiny-llava").symlink_to(model_dir, target_is_directory=True)
+    (isolated_folders["mindedit"] / "tiny-ckpt").symlink_to(checkpoint_dir, target_is_directory=True)
+    loader = pack_module("nodes.mllm_loader")
+    refine = pack_module("nodes.refine")
+    patcher_mod = pack_module("nodes.comfy_mllm_patcher")
+    spec = loader.MindEditMLLMLoader.INPUT_TYPES()["required"]
+    assert spec["model_folder"][0] == ["tiny-llava"] and spec["mindedit_checkpoint"][0] == [
+        "none",
+        "tiny-ckpt",
+    ]
+
+    (handle,) = loader.MindEditMLLMLoader().load("tiny-llava", "tiny-ckpt", "auto", "none", "sdpa")
+    assert not patcher_mod.is_loaded(handle), "loading the node must not claim device memory yet"
+    image = torch.rand((1, 64, 64, 3), generator=torch.Generator().manual_seed(0))
+    pos, neg, emb_pos, emb_neg, raw, status = refine.MindEditRefineAndEmbed().run(
+        handle, image, "make it brighter", 0, 24, 384
+    )
+    assert isinstance(pos, str) and pos and isinstance(neg, str)
+    assert emb_pos.shape == (1, 1024) and emb_neg.shape == (1, 1024)
+    assert torch.isfinite(emb_pos).all() and emb_pos.abs().sum() > 0
+    assert "tiny-llava + tiny-ckpt" in status
+    assert patcher_mod.is_loaded(handle)
+    mm.unload_all_models()
+    assert not patcher_mod.is_loaded(handle)
+
+
+def test_loader_without_checkpoint_refines_but_cannot_embed(pack, isolated_folders, fixture_cache):
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+
+    (isolated_folders["LLM"] / "tiny-llava").symlink_to(
+        tiny_llava_onevision(fixture_cache), target_is_directory=True
+    )
+    loader = pack_module("nodes.mllm_loader")
+    refine = pack_module("nodes.refine")
+    (handle,) = loader.MindEditMLLMLoader().load("tiny-llava", "none", "float32", "none", "sdpa")
+    image = torch.rand((1, 48, 48, 3), generator=torch.Generator().manual_seed(1))
+    pos, *_ = refine.MindEditRefineInstruction().refine(handle, image, "add snow", 0, 16, 384)
+    assert isinstance(pos, str) and pos
+    with pytest.raises(ValueError, match="no vision head"):
+        refine.MindEditInsightEmbeds().embed(handle, image, "add snow", 0, 16, 384)
+
+
+def test_quantization_on_a_cpu_comfy_is_refused_clearly(pack, isolated_folders, fixture_cache):
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+
+    (isolated_folders["LLM"] / "tiny-llava").symlink_to(
+        tiny_llava_onevision(fixture_cache), target_is_directory=True
+    )
+    loader = pack_module("nodes.mllm_loader")
+    with pytest.raises(RuntimeError, match="4bit quantization needs a CUDA GPU.*'none'"):
+        loader.MindEditMLLMLoader().load("tiny-llava", "none", "auto", "4bit", "sdpa")
+
+
+def test_extra_model_paths_roots_are_searched_in_order(isolated_folders, folder_paths, tmp_path):
+    """A second root (what extra_model_paths.yaml adds) is listed and resolved; the first root wins."""
+    model_folders = pack_module("nodes.model_folders")
+    extra = tmp_path / "extra_llm"
+    for root, names in (
+        (isolated_folders["LLM"], ["shared", "only-default"]),
+        (extra, ["shared", "only-extra"]),
+    ):
+        for name in names:
+            (root / name).mkdir(parents=True)
+            (root / name / "config.json").write_text("{}")
+    folder_paths.add_model_folder_path("LLM", str(extra))
+    assert model_folders.llm_choices() == ["only-default", "only-extra", "shared"]
+    assert model_folders.resolve_llm_folder("only-extra") == (extra / "only-extra").resolve()
+    assert model_folders.resolve_llm_folder("shared") == (isolated_folders["LLM"] / "shared").resolve()

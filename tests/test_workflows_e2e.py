@@ -1,0 +1,256 @@
+"""The shipped workflows, end to end, through a real headless ComfyUI's HTTP API with tiny models.
+
+One server for the session (`comfyui_server`); our model folders are linked into it once. Images
+are the bundled sample scaled to 64 px, and the KSampler runs 2 steps, to stay fast on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from devkit import build_workflows as wf
+from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, DemoModels, preview_texts
+from devkit.demo import prepare_prompt as demo_prompt
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
+
+SIZE = 64
+STEPS = 2
+PACK = "ComfyUI-MIND-Edit"
+OUR_NODE_PREFIXES = ("MindEdit",)
+# GrowMask expand + blur radius of the masked workflow, plus one pixel of bilinear resampling.
+MASK_REACH_PX = 6 + 4 + 2
+
+
+@pytest.fixture(scope="module")
+def e2e(comfyui_server, fixture_cache, tiny_sd15_sites16, tmp_path_factory):
+    """Our tiny models linked into the session server, the 128 px sample uploaded."""
+    from devkit.fixtures.ipadapter_files import ipadapter_file
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
+    from devkit.fixtures.sd15 import attn2_sites
+
+    widths = [site.width for site in attn2_sites("sites16")]
+    models = DemoModels(
+        checkpoint=tiny_sd15_sites16,
+        llm_dir=tiny_llava_onevision(fixture_cache),
+        mindedit_dir=tiny_mindedit_checkpoint(fixture_cache, kind="plain"),
+        ipadapter=ipadapter_file(fixture_cache, "plain", site_widths=widths),
+        tiny=True,
+    )
+    for folder, paths in models.comfy_models().items():
+        for path in paths:
+            comfyui_server.add_model(folder, path)
+    work = tmp_path_factory.mktemp("e2e_images")
+    source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
+    mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
+    source.save(work / "e2e_source.png")
+    mask.save(work / "e2e_mask.png")
+    client = comfyui_server.client
+    return {
+        "server": comfyui_server,
+        "client": client,
+        "models": models,
+        "source_name": client.upload_image(work / "e2e_source.png"),
+        "mask_name": client.upload_image(work / "e2e_mask.png"),
+        "source": np.asarray(source),
+        "mask": np.asarray(mask) > 127,
+        "object_info": client.object_info(),
+    }
+
+
+def _prompt(e2e, name, **overrides):
+    kwargs = dict(
+        source_name=e2e["source_name"],
+        mask_name=e2e["mask_name"] if name == wf.MASKED_WORKFLOW else None,
+        steps=STEPS,
+        max_new_tokens=24,
+        filename_prefix=f"e2e/{name}",
+    )
+    kwargs.update(overrides)
+    return demo_prompt(name, e2e["object_info"], e2e["models"], **kwargs)
+
+
+def _ids_of(prompt, class_type):
+    return [nid for nid, node in prompt.items() if node["class_type"] == class_type]
+
+
+def _output_pixels(result) -> np.ndarray:
+    saved = [img for img in result.images if img.type == "output"]
+    assert len(saved) == 1, (
+        f"expected one saved image, got {[(i.node_id, i.filename) for i in result.images]}"
+    )
+    return np.asarray(Image.open(io.BytesIO(saved[0].data)).convert("RGB"))
+
+
+# -- discovery --------------------------------------------------------------------------------------
+
+
+def test_object_info_lists_every_node_of_the_pack_with_tooltips(e2e):
+    info = e2e["object_info"]
+    ours = {name: entry for name, entry in info.items() if entry.get("python_module", "").endswith(PACK)}
+    expected = {
+        "MindEditMLLMLoader",
+        "MindEditRefineInstruction",
+        "MindEditInsightEmbeds",
+        "MindEditRefineAndEmbed",
+        wf.IPADAPTER_LOADER,
+        wf.IPADAPTER_APPLY,
+    }
+    assert expected <= set(ours), f"missing from /object_info: {sorted(expected - set(ours))}"
+    for name, entry in ours.items():
+        assert entry["category"].startswith("MIND-Edit"), name
+        for section in ("required", "optional"):
+            for input_name, spec in (entry["input"].get(section) or {}).items():
+                options = spec[1] if len(spec) > 1 else {}
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip in /object_info"
+
+
+def test_workflows_are_served_as_templates(e2e):
+    client = e2e["client"]
+    templates = client.get_json("/workflow_templates")
+    assert sorted(templates.get(PACK, [])) == sorted(wf.WORKFLOWS), templates
+    for name in wf.WORKFLOWS:
+        served = client.get_json(f"/api/workflow_templates/{PACK}/{name}.json")
+        assert served == json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_shipped_workflow_agrees_with_object_info(e2e, name):
+    """What the frontend checks on load: node types exist, each widget has a value, link types match."""
+    from devkit.workflow_api import widget_slots
+
+    info = e2e["object_info"]
+    workflow = json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    for node in workflow["nodes"]:
+        if node["type"] == "Note":
+            continue
+        assert node["type"] in info, f"{name}: node type {node['type']} is not installed"
+        slots = widget_slots(info[node["type"]])
+        expected_values = sum(1 + slot.extra_values for slot in slots)
+        assert len(node["widgets_values"]) == expected_values, (
+            f"{name}: node {node['id']} ({node['type']}) has {len(node['widgets_values'])} widget values, "
+            f"/object_info implies {expected_values} ({[s.name for s in slots]})"
+        )
+    for link_id, src, src_slot, dst, dst_slot, link_type in workflow["links"]:
+        out_types = info[nodes[src]["type"]]["output"]
+        assert out_types[src_slot] == link_type, (
+            f"{name}: link {link_id} type {link_type} != {out_types[src_slot]}"
+        )
+        target_input = nodes[dst]["inputs"][dst_slot]
+        spec_all = {
+            **info[nodes[dst]["type"]]["input"].get("required", {}),
+            **info[nodes[dst]["type"]]["input"].get("optional", {}),
+        }
+        assert target_input["name"] in spec_all, (
+            f"{name}: {nodes[dst]['type']} has no input {target_input['name']}"
+        )
+        wanted = spec_all[target_input["name"]][0]
+        assert wanted in (link_type, "*"), (
+            f"{name}: link {link_id} ({link_type}) into {nodes[dst]['type']}.{target_input['name']} ({wanted})"
+        )
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def masked_run(e2e):
+    """One run of the masked workflow (shared: each full run costs seconds on 2 CPU cores)."""
+    prompt = _prompt(e2e, wf.MASKED_WORKFLOW, seed=11)
+    return prompt, e2e["client"].run(prompt, timeout=300).raise_for_error()
+
+
+@pytest.fixture(scope="module")
+def edit_run(e2e):
+    """One run of the mask-free workflow."""
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=7)
+    return prompt, e2e["client"].run(prompt, timeout=300).raise_for_error()
+
+
+def test_masked_workflow_edits_inside_the_mask_and_keeps_every_other_pixel(e2e, masked_run):
+    from scipy.ndimage import binary_dilation
+
+    prompt, result = masked_run
+    out = _output_pixels(result)
+    source, mask = e2e["source"], e2e["mask"]
+    assert out.shape == source.shape
+    reach = binary_dilation(mask, structure=np.ones((3, 3), bool), iterations=MASK_REACH_PX)
+    outside = ~reach
+    assert outside.sum() > 0.3 * outside.size
+    assert np.array_equal(out[outside], source[outside]), "pixels outside the mask changed"
+    assert (np.abs(out[mask].astype(int) - source[mask].astype(int)).max(axis=-1) > 0).mean() > 0.5, (
+        "the masked area was not edited"
+    )
+    texts = preview_texts(result, prompt)
+    assert wf.POSITIVE_PREVIEW_TITLE in texts and wf.NEGATIVE_PREVIEW_TITLE in texts
+    assert texts[wf.STATUS_PREVIEW_TITLE].startswith(("ok", "WARNING")), texts
+
+
+def test_requeue_with_only_a_new_ksampler_seed_does_not_rerun_the_mllm(e2e, masked_run):
+    _, first = masked_run
+    prompt = _prompt(e2e, wf.MASKED_WORKFLOW, seed=12)
+    second = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    mllm_nodes = _ids_of(prompt, "MindEditMLLMLoader") + _ids_of(prompt, "MindEditRefineAndEmbed")
+    assert len(mllm_nodes) == 2
+    assert set(mllm_nodes) <= set(second.cached_nodes), f"MLLM nodes re-ran; cached: {second.cached_nodes}"
+    assert set(_ids_of(prompt, "KSampler")) <= set(second.executed_nodes)
+    assert not np.array_equal(_output_pixels(first), _output_pixels(second)), "a new seed gave the same image"
+
+
+def test_mask_free_workflow_produces_an_image(e2e, edit_run):
+    prompt, result = edit_run
+    out = _output_pixels(result)
+    assert out.shape == e2e["source"].shape
+    assert not np.array_equal(out, e2e["source"])
+    assert preview_texts(result, prompt).get(wf.STATUS_PREVIEW_TITLE)
+
+
+def test_swapping_the_checkpoint_widget_to_another_sd15_file_works(e2e, edit_run, tiny_sd15_sites16_alt):
+    from devkit.workflow_api import set_widget
+
+    _, base = edit_run
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=7)
+    set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", Path(tiny_sd15_sites16_alt).name)
+    swapped = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    assert not np.array_equal(_output_pixels(base), _output_pixels(swapped)), (
+        "the other checkpoint was not used"
+    )
+    assert set(_ids_of(prompt, "MindEditRefineAndEmbed")) <= set(swapped.cached_nodes)
+
+
+def test_missing_model_weights_give_a_clear_error_in_history(e2e, tmp_path):
+    from devkit.workflow_api import set_widget
+
+    broken = tmp_path / "llava-without-weights"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "llava_onevision"}))
+    name = e2e["server"].add_model("LLM", broken)
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1)
+    set_widget(prompt, "MindEditMLLMLoader", "model_folder", name)
+    result = e2e["client"].run(prompt, timeout=300)
+    assert not result.ok
+    assert result.error is not None and result.error.node_type == "MindEditMLLMLoader"
+    message = result.error.exception_message
+    assert name in message and ("safetensors" in message or "weights" in message), message
+
+
+def test_plus_head_with_a_plain_adapter_names_both_shapes_in_history(e2e, fixture_cache):
+    from devkit.fixtures.llava_onevision import tiny_mindedit_checkpoint
+    from devkit.workflow_api import set_widget
+
+    plus = tiny_mindedit_checkpoint(fixture_cache, kind="plus")
+    name = e2e["server"].add_model("mindedit", plus)
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1)
+    set_widget(prompt, "MindEditMLLMLoader", "mindedit_checkpoint", name)
+    result = e2e["client"].run(prompt, timeout=300)
+    assert not result.ok and result.error is not None
+    assert result.error.node_type == wf.IPADAPTER_APPLY, result.describe_error()
+    message = result.error.exception_message
+    assert "[1,257,1280]" in message and "1024" in message, message
