@@ -1,0 +1,186 @@
+"""Fixtures of the evaluation area: the tiny SD1.5 diffusers folder, a matching plain IP-Adapter, a
+tiny CLIP vision encoder (for CLIP-I and the IP-Adapter baseline), random LPIPS backbone weights, a
+tiny HumanEdit-schema split, and a deterministic stand-in for the MLLM.
+
+Everything is generated (seeded) into the fixture cache once and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Plain SD1.5 adapters consume CLIP ViT-H/14 `image_embeds` of width 1024; the tiny MLLM
+# checkpoint's head has that width too, so all three tiny models fit together.
+EVAL_EMBED_DIM = 1024
+
+
+def _atomic_dir(final: Path, writer) -> Path:
+    import os
+    import shutil
+    import tempfile
+
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+    try:
+        writer(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+@pytest.fixture(scope="session")
+def eval_cache(fixture_cache: Path) -> Path:
+    path = fixture_cache / "eval"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sd15_diffusers_dir(eval_cache: Path) -> Path:
+    from devkit.fixtures.sd15_diffusers import build_sd15_diffusers
+
+    return build_sd15_diffusers(eval_cache)
+
+
+@pytest.fixture(scope="session")
+def eval_ipadapter_file(eval_cache: Path) -> Path:
+    from devkit.fixtures.sd15_diffusers import build_tiny_ipadapter
+
+    return build_tiny_ipadapter(eval_cache, image_embed_dim=EVAL_EMBED_DIM)
+
+
+@pytest.fixture(scope="session")
+def eval_clip_vision_dir(eval_cache: Path) -> Path:
+    """A tiny `CLIPVisionModelWithProjection` folder (32 px, projection 1024) with a preprocessor config."""
+
+    def write(folder: Path) -> None:
+        import json
+
+        import torch
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        torch.manual_seed(3)
+        config = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=EVAL_EMBED_DIM,
+        )
+        CLIPVisionModelWithProjection(config).eval().save_pretrained(str(folder))
+        (folder / "preprocessor_config.json").write_text(
+            json.dumps(
+                {
+                    "size": {"shortest_edge": 32},
+                    "crop_size": {"height": 32, "width": 32},
+                    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                    "image_std": [0.26862954, 0.26130258, 0.27577711],
+                }
+            )
+        )
+
+    return _atomic_dir(eval_cache / "clip-vision-tiny-v1", write)
+
+
+@pytest.fixture(scope="session")
+def lpips_random_backbone(eval_cache: Path) -> Path:
+    """A torchvision-layout AlexNet ``features`` state dict with seeded random weights."""
+
+    def write(folder: Path) -> None:
+        import torch
+
+        from training.evaluate.metrics.lpips_net import LPIPS
+
+        torch.manual_seed(5)
+        model = LPIPS("alex")
+        for module in model.features:
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight)
+                torch.nn.init.normal_(module.bias, std=0.05)
+        state = {f"features.{k}": v for k, v in model.features.state_dict().items()}
+        torch.save(state, folder / "alexnet-random.pth")
+
+    return _atomic_dir(eval_cache / "lpips-alex-random-v1", write) / "alexnet-random.pth"
+
+
+@pytest.fixture(scope="session")
+def eval_humanedit_dir(eval_cache: Path) -> Path:
+    """6 HumanEdit-schema rows (64 px, masked, 6 edit types)."""
+    from devkit.fixtures.edit_dataset import build_humanedit_fixture
+
+    return build_humanedit_fixture(eval_cache / "datasets", num_rows=6, size=64, seed=1)
+
+
+@dataclass
+class _Refined:
+    positive: str
+    negative: str
+    warning: str | None = None
+
+
+@dataclass
+class _Result:
+    refined: _Refined
+    v_insight: object
+
+
+class StubMLLM:
+    """Deterministic stand-in with `MindEditMLLM`'s call signatures: the refined prompt is derived from
+    the instruction, `v_insight` from a hash of (instruction, image bytes). Counts every call, so tests
+    can prove which items were (re)computed."""
+
+    def __init__(self, dim: int = EVAL_EMBED_DIM) -> None:
+        self.dim = dim
+        self.calls: list[str] = []
+
+    def _embed(self, image, instruction: str):
+        import torch
+
+        digest = hashlib.sha256(instruction.encode() + image.tobytes()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:4], "little"))
+        return torch.randn(1, self.dim, generator=generator)
+
+    def refine(self, image, instruction, *, mask=None, seed=0, **kwargs):
+        self.calls.append(instruction)
+        return _Refined(f"a photo, {instruction.lower()}", "blurry, low quality")
+
+    def refine_and_embed(self, image, instruction, *, mask=None, seed=0, **kwargs):
+        return _Result(self.refine(image, instruction, mask=mask, seed=seed), self._embed(image, instruction))
+
+    def embed(self, image, instruction, *, mask=None):
+        self.calls.append(instruction)
+        return self._embed(image, instruction)
+
+
+@pytest.fixture()
+def stub_mllm() -> StubMLLM:
+    return StubMLLM()
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Run the test with one intra-op torch thread, then restore the previous count.
+
+    On 2 shared cores the default (2 threads) makes the tiny UNet's forward 10-50x slower under load
+    (threads spin-waiting for a busy core): 0.13 s vs 1.4-10 s measured for one forward.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
