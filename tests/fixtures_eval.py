@@ -169,18 +169,3 @@ class StubMLLM:
 @pytest.fixture()
 def stub_mllm() -> StubMLLM:
     return StubMLLM()
-
-
-@pytest.fixture()
-def one_torch_thread():
-    """Run the test with one intra-op torch thread, then restore the previous count.
-
-    On 2 shared cores the default (2 threads) makes the tiny UNet's forward 10-50x slower under load
-    (threads spin-waiting for a busy core): 0.13 s vs 1.4-10 s measured for one forward.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

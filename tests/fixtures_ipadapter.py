@@ -110,15 +110,3 @@ def loaded_ipadapters(ipadapter_files) -> dict:
     from mindedit_core.ipadapter import load_ipadapter
 
     return {kind: load_ipadapter(ipadapter_files[(kind, "safetensors")]) for kind in ("plain", "plus")}
-
-
-@pytest.fixture
-def ipadapter_one_thread():
-    """One intra-op torch thread for the test: on 2 shared, busy cores two threads spin-wait and small
-    matmuls get 10x slower. The previous count is restored afterwards."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

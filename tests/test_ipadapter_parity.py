@@ -17,7 +17,7 @@ from fixtures_ipadapter import FakeModelPatcher
 from mindedit_core.ipadapter import apply_ipadapter
 from mindedit_core.ipadapter.diffusers_processor import IPAdapterRunState, MindEditIPAttnProcessor
 
-pytestmark = pytest.mark.usefixtures("ipadapter_one_thread")  # 2 threads spin-wait on busy shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ATOL = 1e-5
 SITE_INDEX = 2  # input block 4: a 640-wide site in real SD1.5

@@ -19,7 +19,7 @@ from mindedit_core.ipadapter import (
 )
 from mindedit_core.ipadapter.attention import attention_grid, mask_for_tokens, rows_for_batch
 
-pytestmark = pytest.mark.usefixtures("ipadapter_one_thread")  # 2 threads spin-wait on busy shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SITE = SD15_SITES[0]  # input 1, 320 wide
 

@@ -9,7 +9,7 @@ from mindedit_core.embeds import EmbedShapeError
 from mindedit_core.ipadapter import SD15_SITES, IPAdapterFileError, build_ipadapter, load_ipadapter
 from mindedit_core.ipadapter.weights import split_sections
 
-pytestmark = pytest.mark.usefixtures("ipadapter_one_thread")  # 2 threads spin-wait on busy shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REAL_WIDTHS = [320, 320, 640, 640, 1280, 1280, 1280, 1280, 1280, 640, 640, 640, 320, 320, 320, 1280]
 
