@@ -5,7 +5,7 @@ anyres_max_9, the 6x6 grid of pinpoints); (2) training samples/s on the tiny mod
     .venv/bin/python bench/bench_training.py [--steps 6]
 
 Ratios are measured within one run (the machine is shared and noisy). Writes nothing; paste the
-printed table into bench/results_training.md.
+printed table into BENCHMARKS.md.
 """
 
 from __future__ import annotations
