@@ -18,35 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devkit.comfyui_runtime import ComfyUIServer  # noqa: E402
+from devkit.comfyui_runtime import ComfyUIServer, txt2img_graph  # noqa: E402
 from devkit.fixtures import cache_root  # noqa: E402
 from devkit.fixtures.sd15 import tiny_sd15_checkpoint  # noqa: E402
 
 
 def txt2img(ckpt_name: str, seed: int) -> dict:
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt_name}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red ball", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "5": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["1", 0],
-                "positive": ["2", 0],
-                "negative": ["3", 0],
-                "latent_image": ["4", 0],
-                "seed": seed,
-                "steps": 2,
-                "cfg": 7.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "bench"}},
-    }
+    return txt2img_graph(ckpt_name, seed, positive="a red ball", negative="", prefix="bench")
 
 
 def timed_run(server: ComfyUIServer, graph: dict) -> float:

@@ -203,10 +203,11 @@ def _sampler(g: UIGraph, x: float, y: float, denoise: float) -> int:
     )
 
 
-def masked_edit_workflow() -> dict:
-    g = UIGraph("6f1b8f0e-6d1a-4a8e-9a51-6d9c2f0b7a11")
+def _start(workflow_id: str, note: str, note_size: tuple[float, float]) -> tuple[UIGraph, int, int]:
+    """A new graph with the models note, the workflow's own note, the checkpoint and the source image."""
+    g = UIGraph(workflow_id)
     _note(g, MODELS_NOTE, (-420, -330), (760, 250))
-    _note(g, MASKED_NOTE, (380, -330), (700, 180))
+    _note(g, note, (380, -330), note_size)
     checkpoint = g.add(
         "CheckpointLoaderSimple",
         (0, 0),
@@ -222,6 +223,45 @@ def masked_edit_workflow() -> dict:
         size=(320, 330),
         title=SOURCE_TITLE,
     )
+    return g, checkpoint, source
+
+
+def _vae_encode(g: UIGraph, source: int, checkpoint: int) -> int:
+    encode = g.add(
+        "VAEEncode",
+        (800, 600),
+        inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
+        outputs=[("LATENT", "LATENT")],
+        size=(220, 50),
+    )
+    g.connect(source, 0, encode, "pixels")
+    g.connect(checkpoint, 2, encode, "vae")
+    return encode
+
+
+def _sample_and_decode(
+    g: UIGraph, checkpoint: int, model: int, positive: int, negative: int, latent: int, denoise: float
+) -> int:
+    """KSampler on the patched model and the refined conditioning, then VAEDecode; returns the decode."""
+    sampler = _sampler(g, 1200, 0, denoise=denoise)
+    g.connect(model, 0, sampler, "model")
+    g.connect(positive, 0, sampler, "positive")
+    g.connect(negative, 0, sampler, "negative")
+    g.connect(latent, 0, sampler, "latent_image")
+    decode = g.add(
+        "VAEDecode",
+        (1200, 320),
+        inputs=[("samples", "LATENT"), ("vae", "VAE")],
+        outputs=[("IMAGE", "IMAGE")],
+        size=(220, 50),
+    )
+    g.connect(sampler, 0, decode, "samples")
+    g.connect(checkpoint, 2, decode, "vae")
+    return decode
+
+
+def masked_edit_workflow() -> dict:
+    g, checkpoint, source = _start("6f1b8f0e-6d1a-4a8e-9a51-6d9c2f0b7a11", MASKED_NOTE, (700, 180))
     mask_image = g.add(
         "LoadImage",
         (0, 530),
@@ -277,13 +317,7 @@ def masked_edit_workflow() -> dict:
     g.connect(mask, 0, mindedit, "mask")
     ip_apply, positive, negative = _conditioning_section(g, checkpoint, mindedit, 800, 0, attn_mask=soft)
 
-    encode = g.add(
-        "VAEEncode",
-        (800, 600),
-        inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
-        outputs=[("LATENT", "LATENT")],
-        size=(220, 50),
-    )
+    encode = _vae_encode(g, source, checkpoint)
     noise_mask = g.add(
         "SetLatentNoiseMask",
         (800, 700),
@@ -291,25 +325,10 @@ def masked_edit_workflow() -> dict:
         outputs=[("LATENT", "LATENT")],
         size=(240, 50),
     )
-    g.connect(source, 0, encode, "pixels")
-    g.connect(checkpoint, 2, encode, "vae")
     g.connect(encode, 0, noise_mask, "samples")
     g.connect(soft, 0, noise_mask, "mask")
 
-    sampler = _sampler(g, 1200, 0, denoise=0.9)
-    g.connect(ip_apply, 0, sampler, "model")
-    g.connect(positive, 0, sampler, "positive")
-    g.connect(negative, 0, sampler, "negative")
-    g.connect(noise_mask, 0, sampler, "latent_image")
-    decode = g.add(
-        "VAEDecode",
-        (1200, 320),
-        inputs=[("samples", "LATENT"), ("vae", "VAE")],
-        outputs=[("IMAGE", "IMAGE")],
-        size=(220, 50),
-    )
-    g.connect(sampler, 0, decode, "samples")
-    g.connect(checkpoint, 2, decode, "vae")
+    decode = _sample_and_decode(g, checkpoint, ip_apply, positive, negative, noise_mask, denoise=0.9)
     composite = g.add(
         "ImageCompositeMasked",
         (1200, 420),
@@ -335,49 +354,11 @@ def masked_edit_workflow() -> dict:
 
 
 def edit_workflow() -> dict:
-    g = UIGraph("0c5d3f4e-2a7b-4c1d-8e9f-3b2a1c0d9e8f")
-    _note(g, MODELS_NOTE, (-420, -330), (760, 250))
-    _note(g, EDIT_NOTE, (380, -330), (700, 120))
-    checkpoint = g.add(
-        "CheckpointLoaderSimple",
-        (0, 0),
-        widgets=[DEFAULT_CHECKPOINT],
-        outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
-        size=(320, 100),
-    )
-    source = g.add(
-        "LoadImage",
-        (0, 150),
-        widgets=[SAMPLE_SOURCE, "image"],
-        outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")],
-        size=(320, 330),
-        title=SOURCE_TITLE,
-    )
+    g, checkpoint, source = _start("0c5d3f4e-2a7b-4c1d-8e9f-3b2a1c0d9e8f", EDIT_NOTE, (700, 120))
     _loader, mindedit = _mindedit_section(g, source, 380, 0, with_mask=False)
     ip_apply, positive, negative = _conditioning_section(g, checkpoint, mindedit, 800, 0, attn_mask=None)
-    encode = g.add(
-        "VAEEncode",
-        (800, 600),
-        inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
-        outputs=[("LATENT", "LATENT")],
-        size=(220, 50),
-    )
-    g.connect(source, 0, encode, "pixels")
-    g.connect(checkpoint, 2, encode, "vae")
-    sampler = _sampler(g, 1200, 0, denoise=0.65)
-    g.connect(ip_apply, 0, sampler, "model")
-    g.connect(positive, 0, sampler, "positive")
-    g.connect(negative, 0, sampler, "negative")
-    g.connect(encode, 0, sampler, "latent_image")
-    decode = g.add(
-        "VAEDecode",
-        (1200, 320),
-        inputs=[("samples", "LATENT"), ("vae", "VAE")],
-        outputs=[("IMAGE", "IMAGE")],
-        size=(220, 50),
-    )
-    g.connect(sampler, 0, decode, "samples")
-    g.connect(checkpoint, 2, decode, "vae")
+    encode = _vae_encode(g, source, checkpoint)
+    decode = _sample_and_decode(g, checkpoint, ip_apply, positive, negative, encode, denoise=0.65)
     save = g.add(
         "SaveImage", (1580, 0), widgets=["mindedit/edit"], inputs=[("images", "IMAGE")], size=(420, 460)
     )

@@ -13,31 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from devkit.fixtures.atomic import build_once
+
 # Plain SD1.5 adapters consume CLIP ViT-H/14 `image_embeds` of width 1024; the tiny MLLM
 # checkpoint's head has that width too, so all three tiny models fit together.
 EVAL_EMBED_DIM = 1024
-
-
-def _atomic_dir(final: Path, writer) -> Path:
-    import os
-    import shutil
-    import tempfile
-
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    try:
-        writer(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +73,7 @@ def eval_clip_vision_dir(eval_cache: Path) -> Path:
             )
         )
 
-    return _atomic_dir(eval_cache / "clip-vision-tiny-v1", write)
+    return build_once(eval_cache / "clip-vision-tiny-v1", write)
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +94,7 @@ def lpips_random_backbone(eval_cache: Path) -> Path:
         state = {f"features.{k}": v for k, v in model.features.state_dict().items()}
         torch.save(state, folder / "alexnet-random.pth")
 
-    return _atomic_dir(eval_cache / "lpips-alex-random-v1", write) / "alexnet-random.pth"
+    return build_once(eval_cache / "lpips-alex-random-v1", write) / "alexnet-random.pth"
 
 
 @pytest.fixture(scope="session")

@@ -10,39 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devkit.comfyui_runtime import PromptFailed, PromptRejected, image_with_mask_alpha
+from devkit.comfyui_runtime import PromptFailed, PromptRejected, image_with_mask_alpha, txt2img_graph
 from devkit.workflow_api import set_widget, ui_to_api
 
 pytestmark = pytest.mark.comfyui
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def txt2img(ckpt_name: str, seed: int, prefix: str = "runtime") -> dict:
-    """CheckpointLoaderSimple -> CLIPTextEncode x2 -> EmptyLatentImage -> KSampler -> VAEDecode -> SaveImage."""
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt_name}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red ball on a table", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "5": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["1", 0],
-                "positive": ["2", 0],
-                "negative": ["3", 0],
-                "latent_image": ["4", 0],
-                "seed": seed,
-                "steps": 2,
-                "cfg": 7.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": prefix}},
-    }
 
 
 def _pixels(result, node_id: str = "7") -> np.ndarray:
@@ -56,7 +29,7 @@ def _pixels(result, node_id: str = "7") -> np.ndarray:
 @pytest.mark.parametrize("ckpt", ["tiny_sd15_sites16", "tiny_sd15_small"])
 def test_tiny_checkpoints_load_as_sd15_and_sample(comfyui_server, ckpt, request):
     path = request.getfixturevalue(ckpt)
-    result = comfyui_server.client.run(txt2img(path.name, seed=101), timeout=300).raise_for_error()
+    result = comfyui_server.client.run(txt2img_graph(path.name, seed=101), timeout=300).raise_for_error()
     pixels = _pixels(result)
     assert pixels.shape == (64, 64, 3)
     assert np.isfinite(pixels).all() and pixels.std() > 1.0  # an image, not a flat colour
@@ -69,7 +42,7 @@ def test_tiny_checkpoints_load_as_sd15_and_sample(comfyui_server, ckpt, request)
 
 @pytest.mark.slow
 def test_identical_requeue_is_served_from_cache(comfyui_server, tiny_sd15_small):
-    graph = txt2img(tiny_sd15_small.name, seed=202, prefix="cache")
+    graph = txt2img_graph(tiny_sd15_small.name, seed=202, prefix="cache")
     first = comfyui_server.client.run(graph, timeout=300).raise_for_error()
     second = comfyui_server.client.run(graph, timeout=60).raise_for_error()
     assert "5" in first.executed_nodes and "5" not in first.cached_nodes
@@ -84,7 +57,7 @@ def test_identical_requeue_is_served_from_cache(comfyui_server, tiny_sd15_small)
 
 
 def test_validation_error_raises_with_node_errors(comfyui_server):
-    graph = txt2img("does-not-exist.safetensors", seed=1)
+    graph = txt2img_graph("does-not-exist.safetensors", seed=1)
     with pytest.raises(PromptRejected) as info:
         comfyui_server.client.queue_prompt(graph)
     errors = info.value.node_errors["1"]["errors"]
@@ -221,7 +194,7 @@ def test_interrupt_stops_a_running_prompt(comfyui_server, tiny_sd15_small):
     import time
 
     client = comfyui_server.client
-    graph = txt2img(tiny_sd15_small.name, seed=404, prefix="interrupt")
+    graph = txt2img_graph(tiny_sd15_small.name, seed=404, prefix="interrupt")
     graph["5"]["inputs"]["steps"] = 1000  # minutes of work: must be cut short
     prompt_id = client.queue_prompt(graph)
     deadline = time.monotonic() + 120
