@@ -31,7 +31,9 @@ DEFAULT_MINDEDIT_CHECKPOINT = "mindedit-llava-0.5b-plain"
 DEFAULT_IPADAPTER = "ip-adapter_sd15.safetensors"
 SAMPLE_SOURCE = "sample_source.png"
 SAMPLE_MASK = "sample_mask.png"
-DEFAULT_INSTRUCTION = "make the sky look like a warm sunset"
+# Default instructions, written for the bundled sample (a red ball on a table, the mask over the ball).
+MASKED_INSTRUCTION = "turn the ball into a glass globe"
+EDIT_INSTRUCTION = "make the sky look like a warm sunset"
 
 # The IP-Adapter node family (nodes/ipadapter_nodes.py): type names and widget layout.
 IPADAPTER_LOADER = "MindEditIPAdapterLoader"
@@ -96,7 +98,7 @@ def _mindedit_section(g: UIGraph, image_node: int, x: float, y: float, with_mask
     mindedit = g.add(
         "MindEditRefineAndEmbed",
         (x, y + 230),
-        widgets=[DEFAULT_INSTRUCTION, 0, "fixed", 200, 384],
+        widgets=[MASKED_INSTRUCTION if with_mask else EDIT_INSTRUCTION, 0, "fixed", 200, 384],
         inputs=inputs,
         outputs=[
             ("positive", "STRING"),

@@ -34,8 +34,6 @@ ASSETS = REPO_ROOT / "assets"
 SAMPLE_SOURCE = ASSETS / "sample_source.png"
 SAMPLE_MASK = ASSETS / "sample_mask.png"
 TINY_SIZE = 64  # px: tiny models make noise at any size; small keeps the CPU demo short
-DEFAULT_INSTRUCTION_MASKED = "turn the area into a small pond with lily pads"
-DEFAULT_INSTRUCTION_EDIT = "make it look like a snowy winter day"
 
 
 @dataclass(frozen=True)
@@ -289,8 +287,8 @@ def run_demo(args: argparse.Namespace) -> int:
         mask_name = client.upload_image(mask_path)
         object_info = client.object_info()
         runs = [
-            (wf.MASKED_WORKFLOW, mask_name, args.instruction or DEFAULT_INSTRUCTION_MASKED),
-            (wf.EDIT_WORKFLOW, None, args.instruction or DEFAULT_INSTRUCTION_EDIT),
+            (wf.MASKED_WORKFLOW, mask_name, args.instruction or wf.MASKED_INSTRUCTION),
+            (wf.EDIT_WORKFLOW, None, args.instruction or wf.EDIT_INSTRUCTION),
         ]
         for name, mask, instruction in runs:
             print(f"\n[demo] === {name}.json: {instruction!r} ===")
