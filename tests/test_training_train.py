@@ -17,6 +17,17 @@ from training.config import build_config
 from training.train import SimulatedKill, epoch_order, train
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one `AcceleratorState` per process, fixed by the first `Accelerator()`; each
+    `train()` here stands for a fresh process (e.g. the bf16 run after fp32 runs), so reset it after
+    every test. `_reset_state` is what accelerate's own test-suite uses for the same purpose."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[str] | None = None, **kw):
     """A preset, shrunk to the tiny model and the CPU (the preset's own choices otherwise kept)."""
     values = dict(
