@@ -654,7 +654,10 @@ class ComfyUIServer:
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.extra_packs = [Path(p).resolve() for p in extra_packs]
         self.include_pack = include_pack
-        self._models = {k: [Path(p) for p in v] for k, v in (models or {}).items()}
+        # folder -> [(file, name it is listed under, None = its own name)], linked at start
+        self._models: dict[str, list[tuple[Path, str | None]]] = {
+            k: [(Path(p), None) for p in v] for k, v in (models or {}).items()
+        }
         self.comfyui_path = Path(comfyui_path) if comfyui_path else None
         self.port = port
         self.startup_timeout = startup_timeout
@@ -685,9 +688,9 @@ class ComfyUIServer:
             if not pack.is_dir():
                 raise FileNotFoundError(f"extra pack folder {pack} does not exist.")
             self._link(base / "custom_nodes" / pack.name, pack)
-        for folder, paths in self._models.items():
-            for path in paths:
-                self.add_model(folder, path)
+        for folder, entries in self._models.items():
+            for path, name in entries:
+                self.add_model(folder, path, name)
         return base
 
     @staticmethod
@@ -708,7 +711,7 @@ class ComfyUIServer:
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist (for models/{folder}/).")
         if self.base_dir is None:
-            self._models.setdefault(folder, []).append(path)
+            self._models.setdefault(folder, []).append((path, name))
             return name or path.name
         dest_dir = self.base_dir / "models" / folder
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -768,7 +771,11 @@ class ComfyUIServer:
         if self.process is not None:
             return self
         root = Path(self.comfyui_path).resolve() if self.comfyui_path else comfyui_root()
-        base = self._prepare_base()
+        try:
+            base = self._prepare_base()
+        except BaseException:
+            self.stop()  # removes the temporary base directory it may have created
+            raise
         self.log_path = base / "comfyui.log"
         fixed_port = self.port is not None
         for attempt in range(3):

@@ -33,6 +33,9 @@ DEMO_OUTPUT = REPO_ROOT / "demo_output"
 ASSETS = REPO_ROOT / "assets"
 SAMPLE_SOURCE = ASSETS / "sample_source.png"
 SAMPLE_MASK = ASSETS / "sample_mask.png"
+# Weight files the demo picks from a models/ folder; anything else there (ComfyUI's
+# "put_checkpoints_here" placeholder, notes, configs) is not a model.
+MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".bin", ".pt", ".pth")
 TINY_SIZE = 64  # px: tiny models make noise at any size; small keeps the CPU demo short
 
 
@@ -97,15 +100,16 @@ def _pick(
         p
         for p in folder.iterdir()
         if not p.name.startswith(".")
-        and (p.is_dir() if dirs else p.is_file())
         and (
-            marker is None
-            or (p / marker).is_file()
-            or (not dirs and p.suffix in (".safetensors", ".bin", ".ckpt"))
+            p.is_dir() and (marker is None or (p / marker).is_file())
+            if dirs
+            else p.is_file() and p.suffix.lower() in MODEL_FILE_SUFFIXES
         )
     )
     if not candidates:
-        expected = f"a folder with {marker}" if dirs and marker else "a .safetensors file"
+        expected = (
+            f"a folder with {marker}" if dirs and marker else f"a {' / '.join(MODEL_FILE_SUFFIXES)} file"
+        )
         raise DemoError(f"{what}: nothing usable in {folder} (expected {expected}; see docs/MODELS.md).")
     if len(candidates) > 1:
         print(f"[demo] {what}: several in {folder}, using {candidates[0].name} (set ${env} to choose)")

@@ -44,6 +44,21 @@ def test_configured_models_picks_one_of_each_folder(tmp_path, monkeypatch):
     assert set(models.comfy_models()) == {"checkpoints", "LLM", "mindedit", "ipadapter"}
 
 
+def test_placeholders_and_other_files_beside_the_models_are_not_picked(tmp_path, monkeypatch):
+    """A real ComfyUI models/ folder ships 'put_checkpoints_here' (sorting before most names)."""
+    for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    root = _models_dir(tmp_path, sd=("v1-5-pruned-emaonly.safetensors",), ipa=("ip-adapter_sd15.bin",))
+    (root / "checkpoints" / "put_checkpoints_here").write_bytes(b"")
+    (root / "ipadapter" / "README.txt").write_text("x")
+    models = demo.configured_models(root)
+    assert models.checkpoint.name == "v1-5-pruned-emaonly.safetensors"
+    assert models.ipadapter.name == "ip-adapter_sd15.bin"
+    (root / "checkpoints" / "v1-5-pruned-emaonly.safetensors").unlink()
+    with pytest.raises(demo.DemoError, match=r"SD1.5 checkpoint: nothing usable in .*checkpoints"):
+        demo.configured_models(root)
+
+
 def test_a_missing_folder_or_model_names_what_to_put_where(tmp_path, monkeypatch):
     for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
         monkeypatch.delenv(var, raising=False)

@@ -144,3 +144,22 @@ def test_diffusers_processor_matches_reference(loaded_ipadapters, kind, masked):
     with torch.no_grad():
         ours = attn(hidden, encoder_hidden_states=text)
     torch.testing.assert_close(ours, expected, atol=ATOL, rtol=0)
+
+
+def test_diffusers_processor_masks_each_latent_with_its_own_mask(loaded_ipadapters):
+    """Two latents with CFG (UNet batch [uncond0, uncond1, cond0, cond1]): latent 1's mask is all
+    zeros, so its rows get the text attention alone, in both halves; latent 0's rows do not."""
+    adapter = loaded_ipadapters["plain"]
+    _, attn = _reference_site(adapter, SITE_INDEX, 1.0, adapter.info.tokens)
+    gen = torch.Generator().manual_seed(3)
+    width = adapter.sites[SITE_INDEX][1].width
+    hidden = torch.randn(4, 64, width, generator=gen)
+    text = torch.randn(4, 77, 768, generator=gen)
+    state = IPAdapterRunState(mask=torch.stack([torch.ones(8, 8), torch.zeros(8, 8)]))
+    attn.set_processor(MindEditIPAttnProcessor(adapter.sites[SITE_INDEX][1], state))
+    with torch.no_grad():
+        text_only = attn(hidden, encoder_hidden_states=text)  # no tokens: no image term
+        state.set_embeds(adapter, _embeds("plain", 2, seed=7), cfg=True)
+        ours = attn(hidden, encoder_hidden_states=text)
+    torch.testing.assert_close(ours[[1, 3]], text_only[[1, 3]], atol=ATOL, rtol=0)
+    assert (ours[[0, 2]] - text_only[[0, 2]]).abs().max() > 1e-3

@@ -78,6 +78,13 @@ def test_missing_file_is_clear(tmp_path):
         load_ipadapter(tmp_path / "nope.safetensors")
 
 
+def test_damaged_safetensors_file_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "ip-adapter_sd15.safetensors"
+    path.write_bytes(b"<html>404 Not Found</html>")  # what a failed download often leaves
+    with pytest.raises(IPAdapterFileError, match=r"(?s)ip-adapter_sd15\.safetensors.*download it again"):
+        load_ipadapter(path)
+
+
 def test_pickled_objects_are_refused(tmp_path):
     """weights_only loading: a pickle with an arbitrary object is rejected with an explanation."""
     path = tmp_path / "evil.bin"

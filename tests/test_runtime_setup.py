@@ -114,6 +114,15 @@ def test_server_starts_answers_and_stops_its_whole_process_group(fake_root: Path
     assert server.process is None
 
 
+def test_a_model_added_before_start_is_listed_under_the_name_returned(fake_root: Path, tmp_path: Path):
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"x")
+    server = rt.ComfyUIServer(comfyui_path=fake_root)  # its temporary base is made at start
+    assert server.add_model("ipadapter", model, name="renamed.bin") == "renamed.bin"
+    with server:
+        assert (server.base_dir / "models" / "ipadapter" / "renamed.bin").resolve() == model
+
+
 def test_a_dying_server_reports_its_log_tail(fake_root: Path, tmp_path: Path):
     server = rt.ComfyUIServer(tmp_path / "base", comfyui_path=fake_root, env={"FAKE_MODE": "die"})
     with pytest.raises(rt.ComfyUIStartError, match=r"(?s)exited with code 3.*boom: fake start-up failure"):
@@ -129,6 +138,13 @@ def test_a_hanging_server_times_out_and_is_killed(fake_root: Path, tmp_path: Pat
         server.start()
     child_pid = int((tmp_path / "base" / "child.pid").read_text())
     assert _wait_gone(child_pid)
+
+
+def test_a_bad_layout_request_leaves_no_temporary_base_behind(fake_root: Path, tmp_path: Path):
+    server = rt.ComfyUIServer(comfyui_path=fake_root, extra_packs=[tmp_path / "no_such_pack"])
+    with pytest.raises(FileNotFoundError, match="no_such_pack"):
+        server.start()
+    assert server.base_dir is None and server.process is None
 
 
 def test_bad_comfyui_path_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

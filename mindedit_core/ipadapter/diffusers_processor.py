@@ -31,7 +31,8 @@ class IPAdapterRunState:
     """What all processors of one UNet share: the image tokens of the current batch, weight, mask.
 
     ``tokens`` rows must follow the UNet batch (for classifier-free guidance diffusers pipelines
-    stack ``[uncond ; cond]``; `set_embeds` does that). ``mask`` is ``[B or 1, H, W]``, any size.
+    stack ``[uncond ; cond]``; `set_embeds` does that). ``mask`` is ``[B or 1, H, W]``, any size: one
+    per latent, the same for the uncond and cond halves.
     """
 
     tokens: torch.Tensor | None = None
@@ -104,7 +105,13 @@ class MindEditIPAttnProcessor:
             if state.mask is not None:
                 mask = mask_for_tokens(state.mask, q.shape[1], state.latent_hw)
                 if mask.shape[0] not in (1, q.shape[0]):
-                    mask = mask[:1]
+                    # one mask per latent; with CFG the batch is [uncond ; cond], each half B latents
+                    if q.shape[0] % mask.shape[0]:
+                        raise ValueError(
+                            f"IP-Adapter mask has {mask.shape[0]} rows for a UNet batch of {q.shape[0]}: "
+                            "give one mask, or one per latent."
+                        )
+                    mask = mask.repeat(q.shape[0] // mask.shape[0], 1, 1)
             text_out = decoupled_attention(
                 q,
                 text_out,

@@ -73,7 +73,13 @@ def read_adapter_file(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        raw: dict = load_file(str(path), device="cpu")
+        try:
+            raw: dict = load_file(str(path), device="cpu")
+        except Exception as err:  # SafetensorError: truncated download, an HTML page saved as the file
+            raise IPAdapterFileError(
+                f"Could not read {path} as a .safetensors file ({type(err).__name__}: {err}). The file is "
+                f"damaged or incomplete: download it again. {FIX_HINT}"
+            ) from err
     else:
         try:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
