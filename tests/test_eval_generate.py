@@ -23,7 +23,13 @@ from training.evaluate import (
     run_generate,
 )
 from training.evaluate.generate import RunMismatchError, prepare_run_folder
-from training.evaluate.run_files import image_path, manifest_path, read_manifest
+from training.evaluate.run_files import (
+    append_jsonl,
+    image_path,
+    manifest_path,
+    read_jsonl,
+    read_manifest,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -257,3 +263,11 @@ def test_shard_comes_from_rank_and_world_size_without_accelerate(monkeypatch) ->
     monkeypatch.setenv("RANK", "3")
     with pytest.raises(ValueError, match="outside WORLD_SIZE"):
         shard_from_environment()
+
+
+def test_append_after_a_line_cut_short_keeps_the_new_row(tmp_path):
+    # A kill during an append leaves a partial last line; the next row must not be glued to it.
+    path = tmp_path / "manifest.rank0.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b", "fi')
+    append_jsonl(path, {"id": "c"})
+    assert [row["id"] for row in read_jsonl(path)] == ["a", "c"]

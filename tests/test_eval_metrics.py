@@ -89,6 +89,10 @@ def test_masked_psnr_and_ssim_use_only_the_selected_pixels() -> None:
     assert ssim(a, b, mask)[0] == pytest.approx(float(full_map[:, selected].mean()), rel=1e-12)
     with pytest.raises(ValueError, match="selects no pixel"):
         psnr(a, b, torch.zeros(40, 40, dtype=torch.bool))
+    # A mask of another size is named as such by both metrics (never a broadcasting error).
+    for metric in (psnr, ssim):
+        with pytest.raises(ValueError, match="differs from the image size"):
+            metric(a, b, torch.ones(32, 32, dtype=torch.bool))
 
 
 def test_shape_mismatch_is_an_error_not_a_resize() -> None:

@@ -170,3 +170,20 @@ def test_record_with_refined_keeps_everything_else():
     filled = record.with_refined("pos", "neg")
     assert filled.has_refined and not record.has_refined
     assert (filled.refined_positive, filled.refined_negative, filled.id) == ("pos", "neg", "1")
+
+
+def test_jsonl_inline_refined_prompts_are_training_targets(tmp_path):
+    # The JSONL format documents `positive`/`negative` as optional refined prompts: a text variant
+    # trains on them without a refine_data cache (rows without them are left out).
+    from training.config import build_config
+    from training.train_data import select_training_records
+
+    rows = [
+        {"id": "a", "source": "a.png", "instruction": "x", "positive": "p1", "negative": "n1"},
+        {"id": "b", "source": "b.png", "instruction": "y"},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = build_config("text_only", [], model="m", data=str(tmp_path), data_format="jsonl").validate()
+    selected = select_training_records(cfg, targets=None)
+    assert selected.ids() == ["a"]
+    assert (selected[0].refined_positive, selected[0].refined_negative) == ("p1", "n1")

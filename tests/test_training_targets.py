@@ -104,3 +104,12 @@ def test_build_targets_cli_and_missing_kind_error(tiny_clip_vision_dir, humanedi
         store.get(next(iter(store.ids("plain"))), "plus")
     with pytest.raises(FileNotFoundError, match="build_targets"):
         TargetStore(tmp_path / "nothing")
+
+
+def test_rerun_on_complete_targets_keeps_the_shapes(tiny_clip_vision_dir, humanedit_records, tmp_path):
+    # A second run with nothing left to encode must not erase the shapes training reads.
+    records = list(humanedit_records[:2])
+    for _ in range(2):
+        store = build_targets(records, tiny_clip_vision_dir, tmp_path / "t", kinds=("plain",), progress=False)
+    assert store.ids("plain") == {r.id for r in records}
+    assert store.sample_shape("plain") == (1024,)

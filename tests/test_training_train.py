@@ -210,6 +210,9 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(training_inputs, tmp_pa
     random.seed(1234)
     resumed = train(tiny_config(training_inputs, tmp_path / "resumed", **common))
     assert [h["step"] for h in resumed.history] == [3, 4]
+    # Step 3 was logged before the kill and again after the resume: the log keeps it once.
+    logged = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in logged] == [1, 2, 3, 4]
     for step in (3, 4):
         assert resumed.history[step - 3]["loss"] == pytest.approx(
             straight.history[step - 1]["loss"], abs=1e-6

@@ -67,12 +67,10 @@ def load_clip_vision(folder: str | Path, *, device: str = "cpu", dtype: torch.dt
     if (folder / "preprocessor_config.json").is_file():
         processor = CLIPImageProcessor.from_pretrained(folder)
     else:
-        from devkit.fixtures.clip_vision import clip_image_processor
-
         log.warning(
             "%s has no preprocessor_config.json: using IP-Adapter's standard CLIP preprocessing.", folder
         )
-        processor = clip_image_processor(model.config.image_size)
+        processor = ipadapter_clip_processor(model.config.image_size)
     return model, processor
 
 
@@ -129,6 +127,7 @@ def build_targets(
                 f"{out} holds targets built with another encoder or kinds ({old.get('kinds')}, "
                 f"{old.get('clip_config')}); use a new --out folder."
             )
+        manifest["shapes"] = old.get("shapes", {})  # a resumed run may have nothing left to encode
     manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
 
     done = TargetStore(out)
@@ -162,7 +161,7 @@ def build_targets(
     if shapes:
         manifest["shapes"] = shapes
         manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
-    elif not json.loads(manifest_path.read_text()).get("shapes"):
+    elif not manifest["shapes"]:
         log.warning("No targets were computed (no records?).")
     return TargetStore(out)
 

@@ -40,7 +40,7 @@ class TrainConfig:
         None  # split manifest (HumanEdit: training/splits/humanedit.json, written on first use)
     )
     subset: str = "train"
-    refined: str | None = None  # refine_data JSONL cache (needed by joint / text_only)
+    refined: str | None = None  # refine_data JSONL cache (joint / text_only; jsonl data may carry its own)
     targets: str | None = None  # build_targets folder (needed by joint / head_only)
     use_mask: bool = True  # outline the mask in the image when a record has one
     max_side: int | None = 384  # input resize (longer side, px): ~1,500 instead of ~7,400 visual tokens
@@ -98,7 +98,7 @@ class TrainConfig:
             problems.append("model (a local LLaVA-OneVision folder) is required")
         if not self.data:
             problems.append("data (the dataset path) is required")
-        if self.uses_text and not self.refined:
+        if self.uses_text and not self.refined and self.data_format != "jsonl":
             problems.append(
                 f"variant {self.variant!r} trains the text answer: pass refined= (the JSONL from "
                 "`python -m training.refine_data`)"

@@ -162,17 +162,27 @@ def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
 
 # -- logging ------------------------------------------------------------------------------------------
 class MetricsLog:
-    """metrics.jsonl (main process) + TensorBoard when the package is installed."""
+    """metrics.jsonl (main process) + TensorBoard when the package is installed.
 
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
+    ``start_step`` is the step the run starts from (0, or the resumed state's step): records of later
+    steps, logged by a run that was killed before its next state save, are dropped from the JSONL
+    and purged from TensorBoard, so every step appears once.
+    """
+
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool, start_step: int = 0) -> None:
         self.enabled = enabled
         self.path = out / "metrics.jsonl"
         self.writer = None
+        if enabled and self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if _logged_step(line) <= start_step]
+            if len(kept) != len(lines):
+                self.path.write_text("".join(kept), encoding="utf-8")
         if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(out / "tensorboard"))
+                self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
             except Exception:  # tensorboard not installed: say so once, keep the JSONL log
                 log.info(
                     "TensorBoard is not installed (pip install tensorboard); metrics go to %s.", self.path
@@ -191,6 +201,14 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _logged_step(line: str) -> float:
+    """The step of one metrics.jsonl line (a line cut short by a kill counts as after every step)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 # -- evaluation on the training set (sanity check; no dropout) -------------------------------------
@@ -292,7 +310,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
         global_step, epoch, window_in_epoch = progress["global_step"], progress["epoch"], progress["window"]
         log.info("Resumed from %s (step %d, epoch %d).", state, global_step, epoch)
 
-    metrics_log = MetricsLog(out, accelerator.is_main_process, cfg.tensorboard)
+    metrics_log = MetricsLog(out, accelerator.is_main_process, cfg.tensorboard, start_step=global_step)
     eval_loader = None
     result = TrainResult(out, global_step, None, None)
     if eval_train:

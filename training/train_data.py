@@ -1,7 +1,8 @@
 """Select the training records: dataset + split + refined prompts + CLIP targets, without decoding images.
 
-Records that lack what the variant needs (refined prompts for the text loss, a CLIP target for the
-head) are dropped with a warning that says how many and how to fill them; none left is an error.
+Records that lack what the variant needs (refined prompts, from the cache or inline in JSONL data, for
+the text loss; a CLIP target for the head) are dropped with a warning that says how many and how to
+fill them; none left is an error.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def select_training_records(cfg: TrainConfig, *, targets: TargetStore | None) ->
         log.info("Split %s: %d %s records.", manifest_path, len(positions), cfg.subset)
     refined: dict = {}
     if cfg.uses_text:
-        refined = load_refined(cfg.refined, prompt_version=PROMPT_VERSION)
-        kept = [p for p in positions if ids[p] in refined]
+        refined = load_refined(cfg.refined, prompt_version=PROMPT_VERSION) if cfg.refined else {}
+        # JSONL data may carry refined prompts inline (`positive`/`negative`); the cache's win.
+        inline = {r.id for r in base if r.has_refined} if cfg.data_format == "jsonl" else set()
+        kept = [p for p in positions if ids[p] in refined or ids[p] in inline]
         _report_drop(
             len(positions) - len(kept),
             len(positions),

@@ -68,9 +68,15 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 
 def append_jsonl(path: Path, row: dict) -> None:
+    """Append one line; a line cut short by a killed writer is ended first, so only it is lost."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, sort_keys=True) + "\n")
+    with path.open("a+b") as handle:
+        line = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line
+        handle.write(line)
         handle.flush()
 
 

@@ -64,6 +64,10 @@ def ssim(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None =
     values = ssim_map(result, target)
     if mask is None:
         return [float(v) for v in values.flatten(1).mean(dim=1)]
+    if mask.shape[-2:] != result.shape[-2:]:
+        raise ValueError(
+            f"Mask size {list(mask.shape[-2:])} differs from the image size {list(result.shape[-2:])}."
+        )
     if mask.dim() == 2:
         mask = mask.unsqueeze(0).expand(values.shape[0], -1, -1)
     radius = WINDOW_SIZE // 2
