@@ -105,8 +105,10 @@ class MindEditCheckpoint:
         return BaseModelInfo(**self.manifest["base_model"])
 
     @property
-    def layer(self) -> int:
-        return int(self.manifest["layer"])
+    def layer(self) -> int | None:
+        """The decoder layer the head reads; None when not recorded (allowed without a head)."""
+        layer = self.manifest["layer"]
+        return None if layer is None else int(layer)
 
     @property
     def has_lora(self) -> bool:

@@ -35,8 +35,7 @@ class EmbedSpec:
         return (self.dim,) if self.tokens is None else (self.tokens, self.dim)
 
     def describe(self) -> str:
-        dims = "x".join(str(d) for d in self.sample_shape)
-        return f"{self.kind} [B,{dims.replace('x', ',')}]"
+        return f"{self.kind} [B,{','.join(str(d) for d in self.sample_shape)}]"
 
 
 # The encoder every SD1.5 IP-Adapter was trained with: OpenCLIP ViT-H/14.

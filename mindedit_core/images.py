@@ -2,7 +2,8 @@
 
 Inputs come from three worlds: PIL images (training, scripts), ComfyUI ``IMAGE`` tensors (float
 ``[B,H,W,C]`` or ``[H,W,C]`` in 0..1) and numpy arrays (float 0..1 or uint8). Masks are ComfyUI
-``MASK`` tensors (``[B,H,W]`` or ``[H,W]``, 1 = edit), arrays, or PIL images (non-zero = edit).
+``MASK`` tensors (``[B,H,W]`` or ``[H,W]``, 1 = edit), arrays (float 0..1 or uint8 0..255), or PIL
+images (white = edit). A soft mask is cut at one half: pixels above it are the edit region.
 
 Why resize: LLaVA-OneVision's anyres tiling turns a 1024 px image into ~7,400 visual tokens but a
 384 px one into ~1,500, which dominates the MLLM's time and memory. The default maximum side (384)
@@ -24,6 +25,8 @@ from PIL import Image, ImageFilter
 
 DEFAULT_MAX_SIDE = 384
 MASK_OUTLINE_RGB = (255, 0, 255)
+# A mask pixel is in the edit region at this level (of 255) or above.
+MASK_THRESHOLD = 128
 
 
 def to_pil_rgb(image: Any) -> Image.Image:
@@ -54,25 +57,10 @@ def to_pil_rgb(image: Any) -> Image.Image:
 
 def to_mask_array(mask: Any, size: tuple[int, int]) -> np.ndarray:
     """Any mask -> a boolean ``[H,W]`` array at ``size`` (width, height) of the image it belongs to."""
-    if isinstance(mask, Image.Image):
-        values = np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
-    else:
-        raw = _to_numpy(mask)
-        values = raw.astype(np.float32)
-        if raw.dtype == np.uint8:
-            values = values / 255.0
-        while values.ndim > 2 and values.shape[0] == 1:
-            values = values[0]
-        if values.ndim == 3 and values.shape[-1] == 1:
-            values = values[..., 0]
-        if values.ndim != 2:
-            raise ValueError(
-                f"Expected a mask shaped [H,W] or [1,H,W] (ComfyUI MASK layout), got shape {list(values.shape)}."
-            )
-    img = Image.fromarray((np.clip(values, 0, 1) * 255).astype(np.uint8), mode="L")
+    img = Image.fromarray(_mask_levels(mask), mode="L")
     if img.size != tuple(size):
         img = img.resize(size, Image.NEAREST)
-    return np.asarray(img) >= 128
+    return np.asarray(img) >= MASK_THRESHOLD
 
 
 def resize_max_side(image: Image.Image, max_side: int | None) -> Image.Image:
@@ -102,7 +90,8 @@ def prepare_mllm_image(
 ) -> Image.Image:
     """The image the MLLM sees: RGB, at most ``max_side`` px, with the mask outlined when given.
 
-    An empty mask (no pixel set) is ignored: the edit is then treated as mask-free.
+    An empty mask (no pixel in the edit region, see `mask_is_empty`) is ignored: the edit is then
+    treated as mask-free.
     """
     pil = resize_max_side(to_pil_rgb(image), max_side)
     if mask is not None:
@@ -113,12 +102,10 @@ def prepare_mllm_image(
 
 
 def mask_is_empty(mask: Any) -> bool:
-    """True for ``None`` or a mask with no pixel set (callers then run a mask-free edit)."""
-    if mask is None:
-        return True
-    if isinstance(mask, Image.Image):
-        return not np.asarray(mask.convert("L")).any()
-    return not bool((_to_numpy(mask) > 0).any())
+    """True for ``None`` or a mask with no pixel in the edit region (callers then run a mask-free
+    edit). Uses `to_mask_array`'s cut, so a faint mask that gets no outline does not make the prompt
+    announce one."""
+    return mask is None or not bool((_mask_levels(mask) >= MASK_THRESHOLD).any())
 
 
 def _pil_to_rgb(image: Image.Image) -> Image.Image:
@@ -140,3 +127,22 @@ def _to_numpy(value: Any) -> np.ndarray:
             value = value.float()
         value = value.numpy()
     return np.asarray(value)
+
+
+def _mask_levels(mask: Any) -> np.ndarray:
+    """Any mask -> a uint8 ``[H,W]`` array of levels (255 = edit)."""
+    if isinstance(mask, Image.Image):
+        return np.asarray(mask.convert("L"))
+    raw = _to_numpy(mask)
+    values = raw.astype(np.float32)
+    if raw.dtype == np.uint8:
+        values = values / 255.0
+    while values.ndim > 2 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
+    if values.ndim != 2:
+        raise ValueError(
+            f"Expected a mask shaped [H,W] or [1,H,W] (ComfyUI MASK layout), got shape {list(values.shape)}."
+        )
+    return (np.clip(values, 0, 1) * 255).astype(np.uint8)

@@ -213,9 +213,10 @@ def _section_value(section: str, *, last: bool) -> str:
         except ValueError:
             pass
     if body[:1] in _QUOTE_PAIRS:
-        close = body.find(_QUOTE_PAIRS[body[0]], 1)
-        if close > 0:
-            return _clean_value(body[1:close])
+        # The first closing quote not followed by a letter or digit: "man's hat" keeps its apostrophe.
+        end = re.compile(re.escape(_QUOTE_PAIRS[body[0]]) + r"(?![^\W_])").search(body, 1)
+        if end:
+            return _clean_value(body[1 : end.start()])
     if last:
         body = re.split(r"\n\s*\n", body, maxsplit=1)[0]
     lines = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line) for line in body.splitlines()]

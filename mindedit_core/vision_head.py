@@ -232,21 +232,10 @@ class VisionHead(nn.Module):
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device | None = None) -> VisionHead:
         """Read a head written by `save`; errors name the file and what is wrong."""
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Vision head file not found: {path}.")
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        if _CONFIG_KEY not in meta:
-            raise ValueError(
-                f"{path} is not a MIND-Edit vision head: its safetensors metadata has no {_CONFIG_KEY!r} "
-                "(write heads with VisionHead.save or mindedit_core.checkpoint.save_mindedit_checkpoint)."
-            )
-        config = VisionHeadConfig.from_dict(json.loads(meta[_CONFIG_KEY]))
-        head = cls(config)
+        head = cls(read_head_config(path))
         state = load_file(str(path))
         missing, unexpected = head.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -261,8 +250,14 @@ def read_head_config(path: str | Path) -> VisionHeadConfig:
     """The config of a head file without loading its weights."""
     from safetensors import safe_open
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Vision head file not found: {path}.")
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
     if _CONFIG_KEY not in meta:
-        raise ValueError(f"{path} is not a MIND-Edit vision head (no {_CONFIG_KEY!r} metadata).")
+        raise ValueError(
+            f"{path} is not a MIND-Edit vision head: its safetensors metadata has no {_CONFIG_KEY!r} "
+            "(write heads with VisionHead.save or mindedit_core.checkpoint.save_mindedit_checkpoint)."
+        )
     return VisionHeadConfig.from_dict(json.loads(meta[_CONFIG_KEY]))

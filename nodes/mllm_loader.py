@@ -21,22 +21,6 @@ QUANTIZATIONS = ["none", "8bit", "4bit"]
 ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
 
 
-def _torch_modules(mllm: object) -> dict:
-    """The torch modules ComfyUI must move: the MLLM itself and the vision head, when present."""
-    import torch
-
-    if hasattr(mllm, "torch_modules"):
-        return dict(mllm.torch_modules())
-    found = {}
-    for name in ("model", "head"):
-        module = getattr(mllm, name, None)
-        if isinstance(module, torch.nn.Module):
-            found[name] = module
-    if not found:
-        raise TypeError(f"MIND-Edit: {type(mllm).__name__} exposes no torch modules to hand to ComfyUI.")
-    return found
-
-
 class MindEditMLLMLoader:
     """Load the MLLM that refines instructions and predicts v_insight."""
 
@@ -132,5 +116,5 @@ class MindEditMLLMLoader:
             checkpoint_dir=checkpoint_dir,
         )
         description = f"{model_folder} + {mindedit_checkpoint}"
-        handle = wrap_mllm(mllm, _torch_modules(mllm), description=description, quantization=quant)
+        handle = wrap_mllm(mllm, mllm.torch_modules(), description=description, quantization=quant)
         return (handle,)

@@ -16,13 +16,14 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import comfy.model_management
 import comfy.utils
 import torch
 
+from ..mindedit_core.images import mask_is_empty
 from ..mindedit_core.mllm import GenerationInterrupted
 from .comfy_mllm_patcher import MLLMHandle, load_for_use
 
@@ -44,14 +45,28 @@ class PassSettings:
 
 @dataclass
 class PassOutcome:
-    """What both nodes read: prompts, the raw answer, a status line, and the embeddings (CPU)."""
+    """What both nodes read: prompts, the raw answer, the embeddings (CPU) and a status line.
+
+    ``batch_note`` belongs to the call, not to the cached result: the key holds the first image only,
+    so the same result serves a single image and a batch starting with it.
+    """
 
     positive: str
     negative: str
     raw: str
-    status: str
     v_insight: torch.Tensor | None
+    warning: str | None
+    description: str
     batch_note: str | None = None
+
+    @property
+    def status(self) -> str:
+        """The parser's warning (or "ok"), the batch note, and the model used."""
+        parts = [f"WARNING: {self.warning}" if self.warning else "ok: the MLLM answer was parsed"]
+        if self.batch_note:
+            parts.append(self.batch_note)
+        parts.append(f"model: {self.description}")
+        return " | ".join(parts)
 
 
 def tensor_digest(value: torch.Tensor | None) -> str | None:
@@ -115,22 +130,9 @@ def first_of_batch(image: torch.Tensor, mask: torch.Tensor | None) -> tuple[torc
     single_mask = None
     if mask is not None:
         single_mask = mask[:1] if mask.ndim == 3 else mask.unsqueeze(0)
-        if not bool((single_mask > 0).any()):
+        if mask_is_empty(single_mask):
             single_mask = None  # an empty mask means a mask-free edit
     return single, single_mask, note
-
-
-def _status_line(refined: Any, note: str | None, description: str) -> str:
-    parts = []
-    warning = getattr(refined, "warning", None)
-    if warning:
-        parts.append(f"WARNING: {warning}")
-    else:
-        parts.append("ok: the MLLM answer was parsed")
-    if note:
-        parts.append(note)
-    parts.append(f"model: {description}")
-    return " | ".join(parts)
 
 
 class _TokenProgress:
@@ -166,7 +168,7 @@ def compute_pass(
     key = pass_key(handle, single, single_mask, settings)
     cached = cache.get(key)
     if cached is not None:
-        return cached
+        return replace(cached, batch_note=note)
 
     load_for_use(handle)
     progress = _TokenProgress(settings.max_new_tokens)
@@ -174,7 +176,7 @@ def compute_pass(
         # The image budget is a property of the loaded MLLM; set per call (calls are serialised).
         handle.mllm.max_side = settings.max_image_side
         try:
-            # Without a vision head only the prompts can be made (the embed node then says why).
+            # Without a vision head only the prompts can be made (the embed nodes refuse earlier).
             run = (
                 handle.mllm.refine_and_embed
                 if getattr(handle.mllm, "has_head", True)
@@ -204,9 +206,9 @@ def compute_pass(
         positive=refined.positive,
         negative=refined.negative,
         raw=getattr(result, "text", None) or refined.raw,
-        status=_status_line(refined, note, handle.description),
         v_insight=v_insight,
-        batch_note=note,
+        warning=getattr(refined, "warning", None),
+        description=handle.description,
     )
     cache.put(key, outcome)
-    return outcome
+    return replace(outcome, batch_note=note)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .comfy_mllm_patcher import MLLMHandle
 from .mllm_loader import CATEGORY, MLLM_TYPE
 from .mllm_pass import PassOutcome, PassSettings, compute_pass
 
@@ -91,13 +92,18 @@ def negative_embeds_like(v_insight: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(v_insight)
 
 
-def embeds_or_raise(outcome: PassOutcome, description: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if outcome.v_insight is None:
+def require_head(mllm: MLLMHandle) -> None:
+    """Fail before the MLLM runs: without a vision head there is no v_insight to wait for."""
+    if not getattr(mllm.mllm, "has_head", True):
         raise ValueError(
-            f"MIND-Edit: the MLLM ({description}) has no vision head, so it cannot predict v_insight. "
+            f"MIND-Edit: the MLLM ({mllm.description}) has no vision head, so it cannot predict v_insight. "
             "In 'MIND-Edit MLLM Loader' pick a MIND-Edit checkpoint from models/mindedit instead of 'none' "
             "(the prompt-only 'MIND-Edit Refine Instruction' node works without one)."
         )
+
+
+def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pos_embeds, neg_embeds) of a pass run with a vision head."""
     return outcome.v_insight, negative_embeds_like(outcome.v_insight)
 
 
@@ -161,8 +167,8 @@ class MindEditInsightEmbeds:
         return mllm_inputs()
 
     def embed(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
-        outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
-        return embeds_or_raise(outcome, mllm.description)
+        require_head(mllm)
+        return embeds_of(_run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask))
 
 
 class MindEditRefineAndEmbed:
@@ -190,6 +196,7 @@ class MindEditRefineAndEmbed:
         return mllm_inputs()
 
     def run(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
+        require_head(mllm)
         outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
-        pos, neg = embeds_or_raise(outcome, mllm.description)
+        pos, neg = embeds_of(outcome)
         return (outcome.positive, outcome.negative, pos, neg, outcome.raw, outcome.status)

@@ -173,3 +173,18 @@ def test_bad_options_are_named(tiny_llava_dir):
         load_mllm(tiny_llava_dir, device="cpu", dtype="int3")
     with pytest.raises(ValueError, match="quantization must be one of"):
         load_mllm(tiny_llava_dir, device="cpu", quantization="2bit")
+
+
+def test_lora_only_checkpoint_without_a_recorded_layer_loads(tmp_path, tiny_llava_dir, tiny_ckpt_plain):
+    """``layer`` is optional without a head (save_mindedit_checkpoint records null): the MLLM then
+    reads the default layer instead of failing on the null."""
+    ckpt = tmp_path / "lora_only"
+    shutil.copytree(tiny_ckpt_plain, ckpt)
+    (ckpt / HEAD_NAME).unlink()
+    manifest = json.loads((ckpt / MANIFEST_NAME).read_text())
+    manifest.update(layer=None, head=None, variant="text-only")
+    manifest["parts"]["vision_head"] = False
+    (ckpt / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert read_checkpoint(ckpt).layer is None
+    mllm = load_mllm(tiny_llava_dir, device="cpu", checkpoint_dir=ckpt)
+    assert mllm.head is None and mllm.layer == 3  # default_layer(4)

@@ -81,3 +81,15 @@ def test_prepare_resizes_and_ignores_empty_masks():
     assert out.size == (384, 144)
     assert np.array_equal(np.asarray(out), np.asarray(prepare_mllm_image(image, max_side=384)))
     assert mask_is_empty(None) and mask_is_empty(np.zeros((3, 3))) and not mask_is_empty(np.ones((3, 3)))
+
+
+def test_a_mask_too_faint_to_outline_counts_as_empty():
+    """The prompt announces an outline only when one is drawn: emptiness uses the outline's cut."""
+    image = np.full((40, 40, 3), 0.5, dtype=np.float32)
+    soft = np.full((40, 40), 0.3, dtype=np.float32)  # a feathered mask's fringe
+    label = np.ones((40, 40), dtype=np.uint8)  # uint8 masks are 0..255
+    for faint in (soft, label, Image.fromarray(label, mode="L")):
+        out = np.asarray(prepare_mllm_image(image, mask=faint))
+        assert not np.all(out == MASK_OUTLINE_RGB, axis=-1).any()
+        assert mask_is_empty(faint)
+    assert not mask_is_empty(label * 255) and not mask_is_empty(torch.full((1, 4, 4), 0.8))

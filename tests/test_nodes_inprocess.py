@@ -234,6 +234,31 @@ def test_batch_reads_first_image_and_says_so(pack):
     assert "batch of 2" in status
 
 
+def test_batch_note_is_per_call_not_cached(pack):
+    """The cache key holds image 0 only: a single image after a batch (and back) gets its own status."""
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    handle = _handle(mllm)
+    batch = torch.cat([_image(0), _image(1)])
+    *_, batch_status = refine.MindEditRefineInstruction().refine(handle, batch, "note", 0, 64, 384)
+    *_, single_status = refine.MindEditRefineInstruction().refine(handle, _image(0), "note", 0, 64, 384)
+    *_, again = refine.MindEditRefineInstruction().refine(handle, batch, "note", 0, 64, 384)
+    assert len(mllm.calls) == 1
+    assert "batch of 2" in batch_status and "batch of" not in single_status and again == batch_status
+
+
+def test_a_faint_mask_is_a_mask_free_pass(pack):
+    """A mask too faint to be outlined for the MLLM is no mask (same cache entry as none)."""
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    handle = _handle(mllm)
+    refine.MindEditRefineInstruction().refine(
+        handle, _image(), "faint", 0, 64, 384, torch.full((1, 32, 32), 0.2)
+    )
+    refine.MindEditRefineInstruction().refine(handle, _image(), "faint", 0, 64, 384)
+    assert len(mllm.calls) == 1 and mllm.calls[0]["mask"] is None
+
+
 def test_parser_fallback_warning_reaches_the_status_output(pack):
     refine = pack_module("nodes.refine")
     mllm = CountingMLLM(warning="could not parse the answer; using the instruction as the prompt")
@@ -249,6 +274,11 @@ def test_embeds_without_a_vision_head_raise_a_clear_error(pack):
     assert pos == "pos:no head"
     with pytest.raises(ValueError, match="no vision head.*models/mindedit"):
         refine.MindEditInsightEmbeds().embed(handle, _image(), "no head", 0, 64, 384)
+    # Refused before the MLLM runs: no generation is paid for an error.
+    for node in (refine.MindEditInsightEmbeds().embed, refine.MindEditRefineAndEmbed().run):
+        with pytest.raises(ValueError, match="no vision head"):
+            node(handle, _image(5), "other", 0, 64, 384)
+    assert len(mllm.calls) == 1
 
 
 def test_cancel_raises_comfys_interrupt_and_caches_nothing(pack):

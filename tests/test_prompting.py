@@ -56,6 +56,13 @@ CASES = [
         id="single-quotes-chatter",
     ),
     pytest.param(
+        "optimized_prompt: 'man's arm raised, dog's ball'\nnegative_prompt: ‘man’s hands in pockets’",
+        "man's arm raised, dog's ball",
+        "man’s hands in pockets",
+        True,
+        id="single-quotes-apostrophes",
+    ),
+    pytest.param(
         f'optimized_prompt: "{POS}"\nnegative_prompt: {NEG}\n\nThis keeps the lighting consistent.',
         POS,
         NEG,

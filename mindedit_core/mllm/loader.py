@@ -195,7 +195,7 @@ def load_mllm(
             model.eval()
         head = load_head(ckpt, device=device)
         layer = ckpt.layer
-        log.info("MIND-Edit checkpoint %s loaded (variant %s, layer %d).", ckpt.path, ckpt.variant, layer)
+        log.info("MIND-Edit checkpoint %s loaded (variant %s, layer %s).", ckpt.path, ckpt.variant, layer)
     return MindEditMLLM(
         model, processor, head, layer=layer, max_side=max_side, model_dir=str(path), checkpoint=ckpt
     )
