@@ -207,6 +207,39 @@ def test_local_mllm_mode_records_answers_through_the_core_loader(tiny_llava_dir,
     assert again["cached"] == 1
 
 
+def test_local_mllm_reads_images_at_the_max_side_the_cache_key_records(humanedit_dir, monkeypatch, tmp_path):
+    """The cache key holds --max-side, so the local model must read images at that size too."""
+    import mindedit_core.mllm as mllm_pkg
+    from training import refine_data
+
+    loads = []
+    monkeypatch.setattr(mllm_pkg, "load_mllm", lambda *a, **kw: loads.append(kw) or object())
+    refine_data.local_answer_fn("model-dir", max_side=123)
+    assert loads[-1]["max_side"] == 123
+
+    class Stop(Exception):
+        pass
+
+    def fake_local_answer_fn(model_dir, **kw):
+        loads.append(kw)
+        raise Stop
+
+    monkeypatch.setattr(refine_data, "local_answer_fn", fake_local_answer_fn)
+    argv = [
+        "--data",
+        str(humanedit_dir),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--local-mllm",
+        "m",
+        "--max-side",
+        "321",
+    ]
+    with pytest.raises(Stop):
+        refine_data.main(argv)
+    assert loads[-1]["max_side"] == 321
+
+
 def test_cli_refines_only_the_split_subset(fake_chat_server, humanedit_dir, humanedit_records, tmp_path):
     from training.data import make_split
 

@@ -199,14 +199,21 @@ def http_answer_fn(client: ChatClient) -> AnswerFn:
 
 
 def local_answer_fn(
-    model_dir: str, *, checkpoint_dir: str | None = None, max_new_tokens: int = 256
+    model_dir: str,
+    *,
+    checkpoint_dir: str | None = None,
+    max_new_tokens: int = 256,
+    max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> AnswerFn:
-    """Answers from a local LLaVA-OneVision folder through the core loader (no API needed)."""
+    """Answers from a local LLaVA-OneVision folder through the core loader (no API needed).
+
+    ``max_side`` is the longest image side the MLLM reads, the same setting the cache key records
+    (``None`` keeps the original size)."""
     import threading
 
     from mindedit_core.mllm import load_mllm
 
-    mllm = load_mllm(model_dir, checkpoint_dir=checkpoint_dir)
+    mllm = load_mllm(model_dir, checkpoint_dir=checkpoint_dir, max_side=max_side)
     lock = threading.Lock()  # one model, one request at a time
 
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
@@ -283,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_name = f"local:{os.path.basename(os.path.normpath(args.local_mllm))}"
         if args.local_checkpoint:
             model_name += f"+{os.path.basename(os.path.normpath(args.local_checkpoint))}"
-        answer_fn = local_answer_fn(args.local_mllm, checkpoint_dir=args.local_checkpoint)
+        answer_fn = local_answer_fn(
+            args.local_mllm, checkpoint_dir=args.local_checkpoint, max_side=args.max_side
+        )
         concurrency = 1
     else:
         key = os.environ.get(args.api_key_env)
