@@ -334,3 +334,23 @@ def test_bf16_with_gradient_checkpointing_trains_and_exports_a_loadable_checkpoi
         training_inputs["model"], dtype="fp32", device="cpu", checkpoint_dir=result.checkpoint_dir
     )
     assert mllm.has_head and mllm.head.target_norm.dtype == torch.float32
+
+
+def test_tensorboard_errors_other_than_missing_are_not_hidden(tmp_path, monkeypatch):
+    """Only a missing tensorboard falls back to the JSONL log; a real failure (e.g. an unwritable
+    log folder) must reach the user instead of being reported as "not installed"."""
+    import sys
+    import types
+
+    from training.train import MetricsLog
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError("log folder is read-only")
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = unwritable
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    with pytest.raises(PermissionError, match="read-only"):
+        MetricsLog(tmp_path, enabled=True, tensorboard=True)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: fallback
+    assert MetricsLog(tmp_path, enabled=True, tensorboard=True).writer is None

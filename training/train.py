@@ -181,12 +181,12 @@ class MetricsLog:
         if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
-            except Exception:  # tensorboard not installed: say so once, keep the JSONL log
+            except ImportError:  # tensorboard not installed: say so once, keep the JSONL log
                 log.info(
                     "TensorBoard is not installed (pip install tensorboard); metrics go to %s.", self.path
                 )
+            else:
+                self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
