@@ -226,6 +226,11 @@ def read_checkpoint(path: str | Path) -> MindEditCheckpoint:
         manifest = json.loads(manifest_path.read_text())
     except ValueError as exc:
         raise CheckpointError(f"{manifest_path} is not valid JSON: {exc}.") from exc
+    if not isinstance(manifest, dict):
+        raise CheckpointError(
+            f"{manifest_path} holds a JSON {type(manifest).__name__}, not the manifest object written by "
+            "save_mindedit_checkpoint: re-export the checkpoint (python -m training.train ... writes it)."
+        )
     if manifest.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{manifest_path} has format {manifest.get('format')!r}, expected {CHECKPOINT_FORMAT!r}."

@@ -24,6 +24,17 @@ def test_all_layouts_give_identical_modules(ipadapter_files, kind):
             assert torch.equal(other[key], value), (layout, key)
 
 
+def test_safetensors_extension_is_matched_case_insensitively(ipadapter_files, tmp_path):
+    """A file saved as .SAFETENSORS (or ComfyUI's .sft) is read as safetensors, not sent to torch.load."""
+    import shutil
+
+    reference = load_ipadapter(ipadapter_files[("plain", "safetensors")]).state_dict()
+    for name in ("IP-ADAPTER_SD15.SAFETENSORS", "ip-adapter_sd15.sft"):
+        copy = shutil.copy(ipadapter_files[("plain", "safetensors")], tmp_path / name)
+        loaded = load_ipadapter(copy).state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in reference.items()), name
+
+
 @pytest.mark.parametrize("kind", ["plain", "plus"])
 def test_module_holds_the_file_values(ipadapter_files, kind):
     """The loaded module equals the file's tensors key for key (nothing re-initialised)."""

@@ -122,6 +122,11 @@ def test_malformed_checkpoint_folders_name_the_problem(tmp_path, tiny_ckpt_plain
     (no_head / HEAD_NAME).unlink()
     with pytest.raises(CheckpointError, match="lists a vision head"):
         read_checkpoint(no_head)
+    not_an_object = tmp_path / "not_an_object"
+    not_an_object.mkdir()
+    (not_an_object / MANIFEST_NAME).write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="holds a JSON list, not the manifest object"):
+        read_checkpoint(not_an_object)
 
 
 def test_save_refuses_empty_or_mismatched_parts(tmp_path, tiny_llava_dir):

@@ -70,7 +70,7 @@ def read_adapter_file(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise IPAdapterFileError(f"IP-Adapter file not found: {path}. {FIX_HINT}")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() in (".safetensors", ".sft"):
         from safetensors.torch import load_file
 
         try:
