@@ -213,10 +213,19 @@ def _section_value(section: str, *, last: bool) -> str:
         except ValueError:
             pass
     if body[:1] in _QUOTE_PAIRS:
-        # The first closing quote not followed by a letter or digit: "man's hat" keeps its apostrophe.
-        end = re.compile(re.escape(_QUOTE_PAIRS[body[0]]) + r"(?![^\W_])").search(body, 1)
-        if end:
-            return _clean_value(body[1 : end.start()])
+        # A closing quote is one not followed by a letter or digit: "man's hat" keeps its apostrophe.
+        # Models also write the phrases as a list of quoted strings ("a", "b", "c"): keep them all.
+        closing = re.compile(re.escape(_QUOTE_PAIRS[body[0]]) + r"(?![^\W_])")
+        items: list[str] = []
+        start = 0
+        while (end := closing.search(body, start + 1)) is not None:
+            items.append(body[start + 1 : end.start()])
+            separator = re.match(r"\s*,\s*", body[end.end() :])
+            start = end.end() + (separator.end() if separator else 0)
+            if not separator or body[start : start + 1] != body[0]:
+                break
+        if items:
+            return _clean_value(items)
     if last:
         body = re.split(r"\n\s*\n", body, maxsplit=1)[0]
     lines = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line) for line in body.splitlines()]

@@ -63,6 +63,14 @@ CASES = [
         id="single-quotes-apostrophes",
     ),
     pytest.param(
+        'optimized_prompt: "red ball", "glass texture", "soft window light"\n'
+        'negative_prompt: "rubber ball", "blurry", "extra objects"',
+        "red ball, glass texture, soft window light",
+        "rubber ball, blurry, extra objects",
+        True,
+        id="quoted-phrase-lists",
+    ),
+    pytest.param(
         f'optimized_prompt: "{POS}"\nnegative_prompt: {NEG}\n\nThis keeps the lighting consistent.',
         POS,
         NEG,
