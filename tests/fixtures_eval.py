@@ -43,37 +43,13 @@ def eval_ipadapter_file(eval_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def eval_clip_vision_dir(eval_cache: Path) -> Path:
-    """A tiny `CLIPVisionModelWithProjection` folder (32 px, projection 1024) with a preprocessor config."""
+    """A tiny `CLIPVisionModelWithProjection` folder (32 px, projection 1024) with IP-Adapter's CLIP
+    preprocessing saved beside it: the training fixture's builder, shrunk for the metric tests."""
+    from devkit.fixtures.clip_vision import build_tiny_clip_vision
 
-    def write(folder: Path) -> None:
-        import json
-
-        import torch
-        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-        torch.manual_seed(3)
-        config = CLIPVisionConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-            projection_dim=EVAL_EMBED_DIM,
-        )
-        CLIPVisionModelWithProjection(config).eval().save_pretrained(str(folder))
-        (folder / "preprocessor_config.json").write_text(
-            json.dumps(
-                {
-                    "size": {"shortest_edge": 32},
-                    "crop_size": {"height": 32, "width": 32},
-                    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                    "image_std": [0.26862954, 0.26130258, 0.27577711],
-                }
-            )
-        )
-
-    return build_once(eval_cache / "clip-vision-tiny-v1", write)
+    return build_tiny_clip_vision(
+        eval_cache, seed=3, hidden_size=32, image_size=32, patch_size=8, projection_dim=EVAL_EMBED_DIM
+    )
 
 
 @pytest.fixture(scope="session")
