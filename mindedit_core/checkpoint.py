@@ -24,7 +24,6 @@ can load as silent no-ops on older versions; this turns that into an error.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .prompting import PROMPT_VERSION
+from .versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def save_mindedit_checkpoint(
             "prompt_version": prompt_version,
             "parts": {"lora": lora_model is not None, "vision_head": head is not None},
             "variant": variant,
-            "created_with": _versions(),
+            "created_with": library_versions(),
             "extra": extra or {},
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -359,11 +359,3 @@ def _read_adapter_file(lora_path: Path) -> dict:
     if bin_file.is_file():
         return torch.load(str(bin_file), map_location="cpu", weights_only=True)
     raise LoraNotLoadedError(f"No adapter_model.safetensors or adapter_model.bin in {lora_path}.")
-
-
-def _versions() -> dict:
-    out = {}
-    for module in ("torch", "transformers", "peft"):
-        with contextlib.suppress(Exception):  # optional: record what is importable
-            out[module] = __import__(module).__version__
-    return out

@@ -17,11 +17,12 @@ import hashlib
 import io
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mindedit_core.versions import library_versions
 
 from .conditioning import Conditioner, MethodSpec
 from .pipelines import EditPipelines
@@ -100,16 +101,6 @@ def item_seed(base_seed: int, item_id: str) -> int:
     """A fixed per-item seed: independent of order, sharding and resumption."""
     digest = hashlib.sha256(str(item_id).encode("utf-8")).hexdigest()
     return (int(base_seed) + int(digest[:8], 16)) % (2**31)
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "diffusers", "transformers", "peft"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            continue
-    return versions
 
 
 def _identity(run_info: dict) -> dict:
