@@ -24,8 +24,6 @@ from typing import Any
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VARIANTS = ("joint", "text_only", "head_only")
-# The names the checkpoint manifest uses (mindedit_core.checkpoint.VARIANTS).
-CHECKPOINT_VARIANT = {"joint": "joint", "text_only": "text-only", "head_only": "head-only"}
 
 
 @dataclass

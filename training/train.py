@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Subset
 from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
 
 from .collate import EditTrainDataset, collate
-from .config import CHECKPOINT_VARIANT, TrainConfig, build_config
+from .config import TrainConfig, build_config
 from .joint_model import JointModel, unwrap_peft
 from .model_setup import (
     add_lora,
@@ -230,8 +230,8 @@ def evaluate(joint: JointModel, loader, device) -> dict:
 
 
 def _model_inputs(batch: dict, device) -> dict:
-    keys = ("input_ids", "attention_mask", "pixel_values", "image_sizes", "labels", "prompt_mask", "target")
-    return {k: batch[k].to(device) for k in keys if k in batch}
+    """Every tensor of the batch (token ids, masks, labels, target and the family's image tensors)."""
+    return {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
 
 
 # -- main loop ----------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def _export(
         base=info,
         head=head,
         lora_model=lora,
-        variant=CHECKPOINT_VARIANT[cfg.variant],
+        variant=cfg.variant,  # the manifest's spelling (mindedit_core.checkpoint.VARIANTS)
         layer=layer,
         extra=extra,
         overwrite=True,
