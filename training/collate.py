@@ -98,6 +98,9 @@ class EditTrainDataset(Dataset):
             "image_batching": self.family.image_batching,
             **self.family.per_sample_image_inputs(enc),
         }
+        sample["token_aligned"] = tuple(k for k in self.family.token_aligned_keys if k in enc)
+        for key in sample["token_aligned"]:  # the answer tokens are text (type 0)
+            sample[key] = torch.cat([enc[key][0], torch.zeros(len(answer_ids), dtype=enc[key].dtype)])
         if self.targets is not None:
             sample["target"] = self.targets.get(record.id, self.target_kind)
         return sample
@@ -117,12 +120,18 @@ def collate(samples: list[dict], *, pad_token_id: int) -> dict:
         labels[i, :n] = s["labels"]
         attention_mask[i, :n] = 1
         prompt_mask[i, : s["prompt_len"]] = 1
+    aligned = {}
+    for key in samples[0]["token_aligned"]:
+        aligned[key] = torch.zeros((batch, longest), dtype=samples[0][key].dtype)
+        for i, s in enumerate(samples):
+            aligned[key][i, : s[key].shape[0]] = s[key]
     out = {
         "ids": [s["id"] for s in samples],
         "input_ids": input_ids,
         "labels": labels,
         "attention_mask": attention_mask,
         "prompt_mask": prompt_mask,
+        **aligned,
         **_batch_images(samples),
     }
     if "target" in samples[0]:

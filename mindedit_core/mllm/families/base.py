@@ -36,7 +36,9 @@ class MLLMFamily:
     for chat templates that keep the content order (LLaVA-OneVision's renders images first anyway).
     ``image_batching``: how a batch of images is laid out for the model (``"padded_tiles"``: a
     ``[B, tiles, C, H, W]`` tensor padded to the most tiles; ``"flat_patches"``: all images' patches
-    concatenated, with a per-image grid)."""
+    concatenated, with a per-image grid). ``token_aligned_keys``: processor outputs with one value
+    per token that the model needs besides the ids (Qwen's ``mm_token_type_ids`` for its multi-axis
+    RoPE, returned by transformers 5.x)."""
 
     model_type: str
     display_name: str
@@ -49,6 +51,7 @@ class MLLMFamily:
     vision_modules: tuple[str, ...]
     decoder_layer_paths: tuple[str, ...]
     image_after_text: bool = False
+    token_aligned_keys: tuple[str, ...] = ()
     tokens_per_image_note: str = ""
 
     @property

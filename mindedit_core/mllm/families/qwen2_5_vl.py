@@ -20,5 +20,6 @@ QWEN2_5_VL = MLLMFamily(
     vision_modules=("visual",),
     decoder_layer_paths=("model.language_model.layers", "model.layers"),
     image_after_text=True,
+    token_aligned_keys=("mm_token_type_ids",),
     tokens_per_image_note="one per 28x28 px (patch 14, 2x2 merge)",
 )

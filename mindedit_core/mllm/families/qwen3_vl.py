@@ -20,5 +20,6 @@ QWEN3_VL = MLLMFamily(
     vision_modules=("visual",),
     decoder_layer_paths=("model.language_model.layers",),
     image_after_text=True,
+    token_aligned_keys=("mm_token_type_ids",),
     tokens_per_image_note="one per 32x32 px (patch 16, 2x2 merge)",
 )
