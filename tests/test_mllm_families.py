@@ -208,3 +208,30 @@ def test_too_old_transformers_names_the_first_release(monkeypatch, model_type, f
         and "pip install -U transformers" in message
     )
     assert f">= {max(first, '4.52.0')}" in message
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [("tiny_qwen2_5_vl_dir", (196, 729, 1369)), ("tiny_qwen3_vl_dir", (144, 576, 1024))],
+)
+def test_documented_qwen_token_counts(request, fixture, expected):
+    """docs/MODELS.md and BENCHMARKS.md list these counts: the fixtures carry the real processor
+    settings, so they are the real models' counts for a square image of 384, 768 and 1024 px."""
+    from PIL import Image
+
+    from mindedit_core.mllm.loading import load_processor
+
+    path, family = check_mllm_folder(request.getfixturevalue(fixture))
+    processor = load_processor(path, family)
+    token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    text = processor.apply_chat_template(family.messages("x", with_mask=False), tokenize=False)
+    counts = tuple(
+        int(
+            (
+                processor(images=Image.new("RGB", (side, side)), text=text, return_tensors="pt")["input_ids"]
+                == token
+            ).sum()
+        )
+        for side in (384, 768, 1024)
+    )
+    assert counts == expected
