@@ -66,7 +66,8 @@ def mllm_inputs() -> dict:
                     "max": 4096,
                     "step": 8,
                     "tooltip": "The image is downscaled to this longest side before the MLLM reads it "
-                    "(384 px: ~1,500 visual tokens; 1024 px: ~7,400). Only affects the MLLM, not the edit.",
+                    "(visual tokens at 384 / 1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, "
+                    "Qwen3-VL ~140 / ~1,000). Only affects the MLLM, not the edit.",
                 },
             ),
         },
