@@ -66,7 +66,7 @@ def test_a_head_for_another_size_is_refused_naming_both(tmp_path, qwen_head_chec
         load_mllm(tiny_qwen2_5_vl_dir, device="cpu", checkpoint_dir=ckpt)
     message = str(err.value)
     assert "Qwen2.5-VL 'Qwen2.5-VL-3B-Instruct' (hidden 2048, 36 layers)" in message
-    assert "Qwen2.5-VL 'qwen2_5_vl_tiny_v1' (hidden 64, 4 layers)" in message
+    assert f"Qwen2.5-VL '{tiny_qwen2_5_vl_dir.name}' (hidden 64, 4 layers)" in message
     assert "hidden size 2048 != 64" in message and "layer count 36 != 4" in message
 
 
