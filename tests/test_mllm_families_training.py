@@ -100,7 +100,7 @@ def comfy_folders(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_type", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("model_type", ["llava_onevision", "qwen2_5_vl", "qwen3_vl"])
 def test_joint_lora_training_exports_what_the_loader_node_runs(
     request, model_type, training_inputs, tmp_path, comfy_folders, ipadapter_sites16_files
 ):
