@@ -20,6 +20,7 @@ import torch
 
 from ..checkpoint import apply_lora, check_base_model, load_head, read_checkpoint
 from ..images import DEFAULT_MAX_SIDE
+from ..safe_files import MLLM_FOLDER_FIX, check_safetensors_folder
 from .runner import MindEditMLLM
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def load_mllm(
     if quantization:
         kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype, device)
         kwargs["device_map"] = {"": device.index if device.index is not None else 0}
+    check_safetensors_folder(path, what="MLLM weights", fix=MLLM_FOLDER_FIX)
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(str(path), **kwargs)
     if not quantization:
         model.to(device)
