@@ -122,9 +122,9 @@ def check_sharded_index(folder: str | Path, *, what: str, fix: str) -> None:
         missing = sorted({name for name in weight_map.values() if not (folder / name).is_file()})
         if missing:
             raise _damaged(
-                folder,
+                index,
                 what,
-                f"{index.name} lists {len(missing)} shard file(s) that are not there ({', '.join(missing[:3])})",
+                f"it lists {len(missing)} shard file(s) that are not in the folder ({', '.join(missing[:3])})",
                 fix,
             )
 

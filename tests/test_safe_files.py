@@ -86,8 +86,10 @@ def test_shard_index_lists_missing_shards(tmp_path):
     _good_file(tmp_path / "model-00001-of-00002.safetensors")
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(DamagedWeightsFileError, match=r"lists 1 shard file\(s\) that are not there") as err:
-        check_safetensors_folder(tmp_path, what="MLLM weights", fix=FIX)
+    with pytest.raises(
+        DamagedWeightsFileError, match=r"index\.json is damaged or incomplete: it lists 1 shard"
+    ) as err:
+        check_safetensors_folder(tmp_path, what="MLLM weights file", fix=FIX)
     assert "model-00002-of-00002.safetensors" in str(err.value)
 
 
@@ -154,7 +156,9 @@ def test_truncated_mllm_weights_are_named_before_transformers_reads_them(tmp_pat
     with pytest.raises(DamagedWeightsFileError) as err:
         load_mllm(folder, device="cpu")
     message = str(err.value)
-    assert str(folder / "model.safetensors") in message and "cut off" in message
+    assert (
+        f"The MLLM weights file {folder / 'model.safetensors'} is damaged" in message and "cut off" in message
+    )
     assert message.endswith(MLLM_FOLDER_FIX)
 
 

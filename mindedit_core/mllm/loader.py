@@ -169,7 +169,7 @@ def load_mllm(
     if quantization:
         kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype, device)
         kwargs["device_map"] = {"": device.index if device.index is not None else 0}
-    check_safetensors_folder(path, what="MLLM weights", fix=MLLM_FOLDER_FIX)
+    check_safetensors_folder(path, what="MLLM weights file", fix=MLLM_FOLDER_FIX)
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(str(path), **kwargs)
     if not quantization:
         model.to(device)
