@@ -71,7 +71,9 @@ def read_adapter_file(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise IPAdapterFileError(f"IP-Adapter file not found: {path}. {FIX_HINT}")
-    raw = load_weights(path, what="IP-Adapter file", fix=f"Download it again. {FIX_HINT}")
+    raw = load_weights(
+        path, what="IP-Adapter file", fix=f"Download it again, as .safetensors where offered. {FIX_HINT}"
+    )
     if not isinstance(raw, dict):
         raise IPAdapterFileError(f"{path} holds a {type(raw).__name__}, not a dict of tensors. {FIX_HINT}")
     return split_sections(raw, source=str(path))
