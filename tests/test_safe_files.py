@@ -162,30 +162,51 @@ def test_truncated_mllm_weights_are_named_before_transformers_reads_them(tmp_pat
     assert message.endswith(MLLM_FOLDER_FIX)
 
 
-def test_truncated_vision_head_is_named_with_the_fix(tmp_path, tiny_llava_dir, tiny_ckpt_plus):
-    from mindedit_core.checkpoint import HEAD_NAME
+@pytest.fixture
+def base_model_never_loads(monkeypatch):
+    """Fail the test if the base MLLM's weights are loaded: checkpoint damage must be named first."""
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the base model was loaded before the damaged checkpoint file was named")
+
+    monkeypatch.setattr(transformers.LlavaOnevisionForConditionalGeneration, "from_pretrained", refuse)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "damaged"),
+    [("tiny_ckpt_plus", "vision_head.safetensors"), ("tiny_ckpt_plain", "lora/adapter_model.safetensors")],
+)
+def test_truncated_head_or_lora_is_named_before_the_base_model_loads(
+    request, tmp_path, tiny_llava_dir, base_model_never_loads, fixture, damaged
+):
     from mindedit_core.mllm import load_mllm
 
-    ckpt = _checkpoint_copy(tmp_path, tiny_ckpt_plus)
-    _truncate(ckpt / HEAD_NAME, 0.7)
+    ckpt = _checkpoint_copy(tmp_path, request.getfixturevalue(fixture))
+    _truncate(ckpt / damaged, 0.7)
     with pytest.raises(DamagedWeightsFileError) as err:
         load_mllm(tiny_llava_dir, device="cpu", checkpoint_dir=ckpt)
     message = str(err.value)
-    assert f"The vision head file {ckpt / HEAD_NAME} is damaged or incomplete" in message
+    assert f"The checkpoint file {ckpt / damaged} is damaged or incomplete" in message
     assert message.endswith(CHECKPOINT_FIX)
 
 
-def test_truncated_lora_adapter_is_named_with_the_fix(tmp_path, tiny_llava_dir, tiny_ckpt_plain):
-    from mindedit_core.mllm import load_mllm
+def test_truncated_head_and_lora_are_named_by_their_own_readers(tmp_path, tiny_ckpt_plain):
+    from mindedit_core.checkpoint import HEAD_NAME, _read_adapter_file
+    from mindedit_core.vision_head import VisionHead
 
     ckpt = _checkpoint_copy(tmp_path, tiny_ckpt_plain)
+    _truncate(ckpt / HEAD_NAME, 0.7)
+    with pytest.raises(
+        DamagedWeightsFileError, match=r"The vision head file .*vision_head\.safetensors is damaged"
+    ):
+        VisionHead.load(ckpt / HEAD_NAME)
     adapter = ckpt / "lora" / "adapter_model.safetensors"
     _truncate(adapter, 0.7)
-    with pytest.raises(DamagedWeightsFileError) as err:
-        load_mllm(tiny_llava_dir, device="cpu", checkpoint_dir=ckpt)
-    message = str(err.value)
-    assert f"The LoRA adapter file {adapter} is damaged or incomplete" in message
-    assert message.endswith(CHECKPOINT_FIX)
+    with pytest.raises(
+        DamagedWeightsFileError, match=r"The LoRA adapter file .*adapter_model\.safetensors is dam"
+    ):
+        _read_adapter_file(ckpt / "lora")
 
 
 def test_lora_bin_with_code_is_refused_before_peft_opens_it(tmp_path, tiny_llava_dir, tiny_ckpt_plain):
