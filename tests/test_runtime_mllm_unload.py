@@ -154,7 +154,7 @@ def test_unload_models_in_the_real_server_releases_and_the_next_run_reloads(comf
                     "image": ["1", 0],
                     "instruction": instruction,
                     "seed": 0,
-                    "max_new_tokens": 8,
+                    "max_new_tokens": 16,
                     "max_image_side": 384,
                 },
             },

@@ -109,6 +109,8 @@ def test_server_starts_answers_and_stops_its_whole_process_group(fake_root: Path
         # add_model works on a running server too, under another name.
         assert server.add_model("ipadapter", model, name="other.bin") == "other.bin"
         assert (base / "models" / "ipadapter" / "other.bin").is_symlink()
+        rss, peak = server.rss_bytes(), server.peak_rss_bytes()
+        assert rss is not None and peak is not None and 0 < rss <= peak
         log = server.log_text()
         assert "--cpu" in log and "--disable-auto-launch" in log and "sqlite:///:memory:" in log
     assert _wait_gone(pid) and _wait_gone(child_pid)

@@ -323,15 +323,22 @@ class ComfyUIServer:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def peak_rss_bytes(self) -> int | None:
-        """Peak resident memory of the server process (Linux VmHWM), or None if unknown."""
+    def _proc_status_bytes(self, field: str) -> int | None:
         if self.process is None:
             return None
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
         return None
+
+    def peak_rss_bytes(self) -> int | None:
+        """Peak resident memory of the server process (Linux VmHWM), or None if unknown."""
+        return self._proc_status_bytes("VmHWM")
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the server process now (Linux VmRSS), or None if unknown."""
+        return self._proc_status_bytes("VmRSS")
 
     def _kill_process(self, grace_s: float = 10.0) -> None:
         proc = self.process
