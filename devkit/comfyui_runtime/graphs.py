@@ -1,4 +1,4 @@
-"""The tiny API graph the tests and benchmarks queue when they need a plain ComfyUI job."""
+"""The tiny API graphs the tests and benchmarks queue: a plain txt2img job, one run of the pack's MLLM."""
 
 from __future__ import annotations
 
@@ -37,4 +37,43 @@ def txt2img_graph(
         },
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": prefix}},
+    }
+
+
+def mllm_refine_graph(
+    image: str,
+    model_folder: str,
+    instruction: str,
+    *,
+    checkpoint: str = "none",
+    max_new_tokens: int = 16,
+) -> dict:
+    """LoadImage -> MindEditMLLMLoader -> MindEditRefineInstruction -> PreviewAny (its status line).
+
+    The smallest API prompt that runs the pack's MLLM (node ids "1" to "4"; "4" reports the text).
+    """
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "2": {
+            "class_type": "MindEditMLLMLoader",
+            "inputs": {
+                "model_folder": model_folder,
+                "mindedit_checkpoint": checkpoint,
+                "dtype": "auto",
+                "quantization": "none",
+                "attention": "sdpa",
+            },
+        },
+        "3": {
+            "class_type": "MindEditRefineInstruction",
+            "inputs": {
+                "mllm": ["2", 0],
+                "image": ["1", 0],
+                "instruction": instruction,
+                "seed": 0,
+                "max_new_tokens": max_new_tokens,
+                "max_image_side": 384,
+            },
+        },
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 3]}},
     }
