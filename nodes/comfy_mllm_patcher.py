@@ -157,8 +157,8 @@ def wrap_mllm(
 
 
 def release_weights(handle: MLLMHandle) -> None:
-    """Drop every reference the handle holds to the MLLM's weights (they are garbage once ComfyUI
-    has let go of the patcher too); ``load_for_use`` reloads them."""
+    """Drop every reference the handle (and its patcher) holds to the MLLM's modules, so their
+    memory is freed; ``load_for_use`` reloads them."""
     if handle.released or handle.reload is None:
         return
     has_head = bool(getattr(handle.mllm, "has_head", True))
