@@ -191,5 +191,10 @@ class ComfyUIClient:
         self.post_json("/interrupt", {"prompt_id": prompt_id} if prompt_id else {})
 
     def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
-        """Ask ComfyUI to unload models / free memory (done between prompts)."""
+        """Ask ComfyUI to unload models / free memory (done between prompts).
+
+        ComfyUI's prompt worker checks these flags only when it wakes: one that lands while the
+        worker finishes a prompt and before it waits again is acted on at the next prompt. To see
+        it happen now, re-send until its effect shows (the unload test does).
+        """
         self.post_json("/free", {"unload_models": unload_models, "free_memory": free_memory})
