@@ -193,8 +193,8 @@ class ComfyUIClient:
     def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
         """Ask ComfyUI to unload models / free memory (done between prompts).
 
-        ComfyUI's prompt worker checks these flags only when it wakes: one that lands while the
-        worker finishes a prompt and before it waits again is acted on at the next prompt. To see
-        it happen now, re-send until its effect shows (the unload test does).
+        ComfyUI's prompt worker reads these flags only when it wakes: one that lands after it read
+        them for the prompt just finished and before it waits again is acted on at the next prompt
+        (or when that wait times out). Re-send until the effect shows when it must happen now.
         """
         self.post_json("/free", {"unload_models": unload_models, "free_memory": free_memory})
