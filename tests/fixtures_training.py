@@ -102,29 +102,6 @@ def tiny_clip_vision_dir(fixture_cache: Path) -> Path:
     return build_tiny_clip_vision(fixture_cache)
 
 
-def write_refined_cache(path: Path, records, *, model: str = "fixture") -> Path:
-    """A refine_data cache with a canonical, record-specific answer for every record (no server)."""
-    from mindedit_core.prompting import PROMPT_VERSION
-    from training.refine_cache import CacheEntry, RefineCache
-
-    cache = RefineCache(path)
-    for record in records:
-        colour = record.instruction.split()[2]
-        cache.append(
-            CacheEntry(
-                key=f"{model}-{record.id}",
-                id=record.id,
-                status="ok",
-                model=model,
-                prompt_version=PROMPT_VERSION,
-                instruction=record.instruction,
-                positive=f"{colour} square, flat colour, sharp edges",
-                negative="blurry, extra squares",
-            )
-        )
-    return path
-
-
 @pytest.fixture(scope="session")
 def training_inputs(
     humanedit_dir: Path, tiny_clip_vision_dir: Path, fixture_cache: Path, tmp_path_factory
@@ -132,6 +109,7 @@ def training_inputs(
     """Everything `training.train` needs on the tiny fixtures: data, refined JSONL, CLIP targets (both
     kinds), the tiny LLaVA-OneVision folder. Built once per session (targets are cached)."""
     from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.refined_cache import write_refined_cache
     from training.build_targets import build_targets
     from training.data import load_humanedit
 
