@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from training.config import build_config
-from training.train import SimulatedKill, epoch_order, train
+from training.schedule import epoch_order
+from training.train import SimulatedKill, train
 
 
 @pytest.fixture(autouse=True)
@@ -176,11 +177,9 @@ def test_exported_checkpoint_loads_and_its_v_insight_feeds_the_ipadapter(
     target_norm = store.stack([r.id for r in records], "plain").norm(dim=-1).mean()
     assert v.norm(dim=-1).mean().item() == pytest.approx(target_norm.item(), rel=0.05)
 
-    try:
-        from devkit.fixtures.ipadapter_files import ipadapter_file
-        from mindedit_core.ipadapter import load_ipadapter
-    except ImportError as exc:  # the IP-Adapter core is written in parallel
-        pytest.skip(f"IP-Adapter core not available yet: {exc}")
+    from devkit.fixtures.ipadapter_files import ipadapter_file
+    from mindedit_core.ipadapter import load_ipadapter
+
     adapter = load_ipadapter(ipadapter_file(fixture_cache, "plain"))
     tokens = adapter.project(v)
     assert tokens.shape[0] == 4 and tokens.ndim == 3 and torch.isfinite(tokens).all()
@@ -342,7 +341,7 @@ def test_tensorboard_errors_other_than_missing_are_not_hidden(tmp_path, monkeypa
     import sys
     import types
 
-    from training.train import MetricsLog
+    from training.metrics_log import MetricsLog
 
     def unwritable(*args, **kwargs):
         raise PermissionError("log folder is read-only")
