@@ -48,7 +48,7 @@ def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[s
         lora_alpha=8,
     )
     values.update(kw)
-    return build_config(preset, ["layer=null", *(overrides or [])], **values)
+    return build_config(preset, overrides or [], **values)
 
 
 # -- fast: configuration and data order ---------------------------------------------------------------
@@ -61,7 +61,7 @@ def test_presets_overrides_and_clear_errors(tmp_path):
         "full",
         2.0,
     )
-    assert paper.layer == 21
+    assert paper.layer is None  # derived from the model's depth (see the next test)
     lora = build_config(
         "lora", ["lr=0.001", "scheduler=linear"], model="m", data="d", refined="r", targets="t"
     )
@@ -76,6 +76,21 @@ def test_presets_overrides_and_clear_errors(tmp_path):
         build_config("head_only", [], model="m", data="d").validate()
     with pytest.raises(FileNotFoundError, match="shipped presets"):
         build_config("no_such_preset")
+
+
+def test_paper_preset_derives_layer_m_from_the_depth_and_names_it_when_out_of_range(training_inputs):
+    from training.target_store import TargetStore
+    from training.train import build_joint_model, resolve_layer
+
+    paper = build_config(
+        "paper", [], model=str(training_inputs["model"]), data="d", targets=str(training_inputs["targets"])
+    )
+
+    joint, _, layer = build_joint_model(paper, TargetStore(paper.targets), "fp32")
+    assert layer == 3 and joint.head.config.layer == 3  # 3/4 of the tiny model's 4 layers
+    assert resolve_layer(None, 28) == 21 and resolve_layer(None, 24) == 18
+    with pytest.raises(ValueError, match=r"layer=21 .*it has 4 \(1\.\.4\).*layer 3 here"):
+        resolve_layer(21, 4, model_name="tiny")
 
 
 def test_epoch_order_is_seeded_and_shards_evenly():

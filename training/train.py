@@ -45,6 +45,7 @@ from .model_setup import (
     prepare_full_finetune,
     resolve_precision,
 )
+from .output_lock import OutputFolderLocked, OutputLock
 from .schedule import epoch_order, make_scheduler, steps_per_epoch
 from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
@@ -79,10 +80,7 @@ def build_joint_model(
         weights_dtype=torch.bfloat16 if lora_bf16 else torch.float32,
         attn_implementation=cfg.attn_implementation,
     )
-    depth = num_layers(model)
-    layer = cfg.layer or default_layer(depth)
-    if not 1 <= layer <= depth:
-        raise ValueError(f"layer={layer} is outside the model's 1..{depth} decoder layers.")
+    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -109,6 +107,17 @@ def build_joint_model(
         head.set_target_norm(targets.stack(sample_ids, cfg.head_kind))
     joint = JointModel(model, head, layer=layer, text_loss=cfg.uses_text, lambda_embed=cfg.lambda_embed)
     return joint, processor, layer
+
+
+def resolve_layer(requested: int | None, depth: int, *, model_name: str = "the model") -> int:
+    """Layer m: the configured one, else 3/4 of the model's depth (21 of 28, 3 of 4)."""
+    layer = requested if requested is not None else default_layer(depth)
+    if not 1 <= layer <= depth:
+        raise ValueError(
+            f"layer={layer} is outside {model_name}'s decoder layers: it has {depth} (1..{depth}). Leave "
+            f"`layer` unset for 3/4 of the depth (layer {default_layer(depth)} here), or set one in 1..{depth}."
+        )
+    return layer
 
 
 def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
@@ -152,7 +161,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
     after (mean CE and cosine). ``debug_stop_after``: raise `SimulatedKill` after that optimizer step's
     state save (tests of exact resumption)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+    from accelerate.utils import DistributedDataParallelKwargs
 
     cfg.validate()
     precision = resolve_precision(cfg.precision)
@@ -168,8 +177,42 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
         "accelerate: process %d of %d (%s, %s)", rank, world, accelerator.distributed_type, accelerator.device
     )
     out = Path(cfg.output_dir)
+    lock = lock_output_folder(accelerator, out)
+    try:
+        return _train_locked(cfg, accelerator, out, precision, debug_stop_after, eval_train)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def lock_output_folder(accelerator, out: Path) -> OutputLock | None:
+    """The main process takes ``<out>/train.lock``; every process raises `OutputFolderLocked` when it
+    cannot (one small all-reduce, so no process is left waiting for the others)."""
+    lock, refused = None, None
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = OutputLock(out).acquire()
+        except OutputFolderLocked as exc:
+            refused = exc
+    if accelerator.num_processes > 1:
+        flag = torch.tensor([0.0 if refused else 1.0], device=accelerator.device)
+        agreed = float(accelerator.reduce(flag, "sum")) == accelerator.num_processes
+        if not agreed and refused is None:
+            if lock is not None:
+                lock.release()
+            raise OutputFolderLocked(f"The main process could not lock {out} (see its error).")
+    if refused is not None:
+        raise refused
+    return lock
+
+
+def _train_locked(
+    cfg: TrainConfig, accelerator, out: Path, precision: str, debug_stop_after: int | None, eval_train: int
+) -> TrainResult:
+    from accelerate.utils import DistributedType
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if accelerator.is_main_process:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     torch.manual_seed(cfg.seed)  # same LoRA/head init on every process
 
