@@ -34,9 +34,9 @@ class TrainConfig:
     data_format: str = "humanedit"  # humanedit | complex_multistep | jsonl
     column_map: dict = field(default_factory=dict)
     mask_polarity: str | None = None  # None: the format's default
-    split: str | None = (
-        None  # split manifest (HumanEdit: training/splits/humanedit.json, written on first use)
-    )
+    # Split manifest whose `subset` part is trained on; None: the dataset's known manifest
+    # (training.data.split.default_manifest_path; HumanEdit's is written on first use); "all": every record.
+    split: str | None = None
     subset: str = "train"
     refined: str | None = None  # refine_data JSONL cache (joint / text_only; jsonl data may carry its own)
     targets: str | None = None  # build_targets folder (needed by joint / head_only)
