@@ -101,7 +101,9 @@ def test_generate_score_report(
     text = (report_dir / "report.md").read_text()
     assert "**mind_edit** (ours, measured)" in text and "**sd15** (ours, measured)" in text
     assert "MIND-Edit (reported, paper Table 1) | 0.9310 | 0.1245 | 22.2714 | 0.8517" in text
-    assert "#6 (MIND-Edit) (reported, paper Table 2)" in text
+    assert "#6 (Ours) (reported, paper Table 2)" in text
+    assert "| **#6 (Ours)** (ours, measured: `mind_edit`)" in text  # a joint checkpoint: row #6
+    assert "> **WARNING: 3 of 3 items of `mind_edit` fell back to the raw instruction**" in text  # tiny model
     assert f"{summary['overall']['psnr']:.4f}" in text
     assert "## Per edit type" in text and "## Metric conventions" in text and "sigma 1.5" in text
     for name in ("humanedit_per_type.png", "humanedit_distributions.png", "humanedit_grid.png"):

@@ -39,7 +39,7 @@ REPORTED_TABLE2: list[tuple[str, str, str, str, str, dict[str, float]]] = [
     ("#4", "yes", "yes", "J", "I", {"clip_i": 0.9145, "lpips": 0.1306, "psnr": 22.2412, "ssim": 0.8507}),
     ("#5", "yes", "yes", "I", "J", {"clip_i": 0.9275, "lpips": 0.1260, "psnr": 22.3914, "ssim": 0.8524}),
     (
-        "#6 (MIND-Edit)",
+        "#6 (Ours)",
         "yes",
         "yes",
         "J",
@@ -47,9 +47,6 @@ REPORTED_TABLE2: list[tuple[str, str, str, str, str, dict[str, float]]] = [
         {"clip_i": 0.9310, "lpips": 0.1245, "psnr": 22.2714, "ssim": 0.8517},
     ),
 ]
-
-# Our presets that correspond to a Table 2 row (same switches; training approach is the checkpoint's).
-PRESET_TO_TABLE2: dict[str, str] = {"refined_only": "#1", "insight_only": "#2", "mind_edit": "#6 (MIND-Edit)"}
 
 
 def benchmark_of(dataset_format: str) -> str:
