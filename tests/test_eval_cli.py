@@ -80,7 +80,7 @@ def test_generate_score_report(
         )
 
     code = main(
-        ["score", "--run", str(ours), str(baseline), "--resolution", "64", "--clip-model", str(eval_clip_vision_dir),
+        ["score", "--run", str(ours), str(baseline), "--clip-model", str(eval_clip_vision_dir),
          "--lpips-backbone-file", str(lpips_random_backbone), "--masked", "--thumbs", "2"]
     )  # fmt: skip
     assert code == 0
@@ -94,7 +94,7 @@ def test_generate_score_report(
     mean_psnr = sum(s["psnr"] for s in scores) / 3
     assert math.isclose(summary["overall"]["psnr"], mean_psnr, rel_tol=1e-12)
     assert set(summary["by_type"]) == {s["edit_type"] for s in scores}
-    assert "64x64" in summary["conventions"]["resolution"]
+    assert "64x64" in summary["conventions"]["resolution"]  # the generation's, without --resolution
 
     report_dir = tmp_path / "report"
     assert main(["report", "--runs", str(ours), str(baseline), "--out", str(report_dir)]) == 0

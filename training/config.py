@@ -124,7 +124,7 @@ class TrainConfig:
         return asdict(self)
 
 
-def _coerce(name: str, raw: str) -> Any:
+def _coerce(raw: str) -> Any:
     """Parse an override value as JSON when it looks like JSON, else keep the string."""
     try:
         return json.loads(raw)
@@ -171,7 +171,7 @@ def build_config(
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"Bad override {item!r}: expected key=value.")
-        values[key.strip()] = _coerce(key, raw.strip())
+        values[key.strip()] = _coerce(raw.strip())
     values.update({k: v for k, v in explicit.items() if v is not None})
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)

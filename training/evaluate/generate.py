@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -255,7 +256,7 @@ class ItemProgress:
         line = f"[{self.name} {position}/{self.total}] {item_id}: {status}"
         log.info(line)
         if self.bar is not None:
-            self.bar.write(line)
+            self.bar.write(line, file=sys.stderr)
             self.bar.update(1)
 
     def close(self) -> None:
