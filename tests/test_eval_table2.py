@@ -146,7 +146,10 @@ def test_table2_command_runs_six_rows_from_three_checkpoints(
         assert fallback in ("**2 / 2 ⚠**", "n/a (raw instruction)"), line
     assert sum("n/a (raw instruction)" in line for line in ours) == 1  # only #2 has no refined prompts
     assert report.count("> **WARNING: 2 of 2 items of") == 5
-    assert "I (`checkpoint`, text_only)" in ours[2] and "I (`checkpoint`, head_only)" in ours[2]
+    assert (
+        "I (`text_only/checkpoint`, text_only)" in ours[2]
+        and "I (`head_only/checkpoint`, head_only)" in ours[2]
+    )
     assert "| 64 px | 2 | 7.5 |" in report  # generation settings section
     assert "(reported, paper Table 2)" in table and "#6 (Ours) (reported" in table
 

@@ -129,8 +129,9 @@ def table1(runs: list[ScoredRun]) -> str:
 
 def _source_cell(source: dict | None, letter: str | None) -> str:
     if not source or not letter:
-        return "-"
-    name = Path(source.get("checkpoint") or source.get("mllm") or "?").name
+        return "—"
+    path = Path(source.get("checkpoint") or source.get("mllm") or "?")
+    name = f"{path.parent.name}/{path.name}" if path.name in ("checkpoint", "model") else path.name
     return f"{letter} (`{name}`, {source.get('variant') or 'no checkpoint'})"
 
 
