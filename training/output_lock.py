@@ -135,3 +135,26 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_output_folder(accelerator, out: Path) -> OutputLock | None:
+    """The main process takes ``<out>/train.lock``; every process raises `OutputFolderLocked` when it
+    cannot (one small all-reduce, so no process is left waiting for the others)."""
+    lock, refused = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = OutputLock(out).acquire()
+        except OutputFolderLocked as exc:
+            refused = exc
+    if accelerator.num_processes > 1:
+        import torch
+
+        flag = torch.tensor([0.0 if refused else 1.0], device=accelerator.device)
+        agreed = float(accelerator.reduce(flag, "sum")) == accelerator.num_processes
+        if not agreed and refused is None:
+            if lock is not None:
+                lock.release()
+            raise OutputFolderLocked(f"The main process could not lock {out} (see its error).")
+    if refused is not None:
+        raise refused
+    return lock

@@ -45,7 +45,7 @@ from .model_setup import (
     prepare_full_finetune,
     resolve_precision,
 )
-from .output_lock import OutputFolderLocked, OutputLock
+from .output_lock import lock_output_folder
 from .schedule import epoch_order, make_scheduler, steps_per_epoch
 from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
@@ -183,27 +183,6 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
     finally:
         if lock is not None:
             lock.release()
-
-
-def lock_output_folder(accelerator, out: Path) -> OutputLock | None:
-    """The main process takes ``<out>/train.lock``; every process raises `OutputFolderLocked` when it
-    cannot (one small all-reduce, so no process is left waiting for the others)."""
-    lock, refused = None, None
-    if accelerator.is_main_process:
-        try:
-            lock = OutputLock(out).acquire()
-        except OutputFolderLocked as exc:
-            refused = exc
-    if accelerator.num_processes > 1:
-        flag = torch.tensor([0.0 if refused else 1.0], device=accelerator.device)
-        agreed = float(accelerator.reduce(flag, "sum")) == accelerator.num_processes
-        if not agreed and refused is None:
-            if lock is not None:
-                lock.release()
-            raise OutputFolderLocked(f"The main process could not lock {out} (see its error).")
-    if refused is not None:
-        raise refused
-    return lock
 
 
 def _train_locked(
