@@ -106,7 +106,7 @@ def bench_training(steps: int, rounds: int) -> list[str]:
                 refined=str(refined),
                 targets=str(targets),
                 output_dir=str(work / f"{variant}-{finetune}-{round_index}"),
-                split="none",
+                split="all",
                 variant=variant,
                 finetune=finetune,
                 precision="fp32",

@@ -126,3 +126,40 @@ def training_inputs(
         "targets": targets,
         "num_records": len(records),
     }
+
+
+def write_jsonl_dataset(
+    folder: Path, num_rows: int = 24, *, size: int = 32, with_prompts: bool = True
+) -> Path:
+    """A JSONL dataset folder (``metadata.jsonl`` + PNG files; white = edit masks) built from the
+    HumanEdit fixture's rows; with ``with_prompts`` each line carries its refined prompts."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from devkit.fixtures.edit_dataset import make_rows
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in make_rows(num_rows, size=size, seed=4):
+        rid = row["IMAGE_ID"]
+        names = {}
+        for key, column in (("source", "INPUT_IMG"), ("target", "OUTPUT_IMG"), ("mask", "MASK_IMG")):
+            image = Image.open(io.BytesIO(row[column]))
+            if key == "mask":
+                image = ImageOps.invert(image.convert("L"))  # HumanEdit's black = edit -> white = edit
+            names[key] = f"{key}/{rid}.png"
+            (folder / key).mkdir(exist_ok=True)
+            image.save(folder / names[key])
+        line = {
+            "id": rid,
+            "instruction": row["EDITING_INSTRUCTION"],
+            "edit_type": row["EDITING_TYPE"],
+            **names,
+        }
+        if with_prompts:
+            colour = row["EDITING_INSTRUCTION"].split()[2]
+            line.update(positive=f"{colour} square, flat colour", negative="blurry")
+        lines.append(json.dumps(line))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
