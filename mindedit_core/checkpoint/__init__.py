@@ -12,6 +12,7 @@ from .lora import (
     LORA_MODULES,
     LORA_TARGET_REGEX,
     LoraNotLoadedError,
+    _read_adapter_file,
     apply_lora,
     lora_target_regex,
     verify_lora_loaded,

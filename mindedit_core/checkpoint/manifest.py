@@ -49,7 +49,6 @@ VARIANTS = ("joint", "text_only", "head_only", "base")
 _OLD_VARIANT_SPELLING = {"text-only": "text_only", "head-only": "head_only"}
 
 
-
 class CheckpointError(ValueError):
     """A MIND-Edit checkpoint folder is missing, malformed, or unusable."""
 
@@ -300,7 +299,9 @@ def check_base_model(ckpt: MindEditCheckpoint, model_or_config: Any) -> None:
     if want.num_layers != have.num_layers:
         problems.append(f"layer count {want.num_layers} != {have.num_layers}")
     if problems:
-        what = "head and adapter" if ckpt.has_head and ckpt.has_lora else "head" if ckpt.has_head else "adapter"
+        what = (
+            "head and adapter" if ckpt.has_head and ckpt.has_lora else "head" if ckpt.has_head else "adapter"
+        )
         raise BaseModelMismatchError(
             f"MIND-Edit checkpoint {ckpt.path} ({what}) was trained on {want.describe()}, but the loaded MLLM "
             f"is {have.describe()}: {'; '.join(problems)}. Load the base model the checkpoint was trained on "

@@ -16,6 +16,7 @@ import torch
 
 from ..checkpoint import apply_lora, check_base_model, load_head, read_checkpoint
 from ..images import DEFAULT_MAX_SIDE
+from ..safe_files import CHECKPOINT_FIX, check_safetensors_files
 from .dtypes import resolve_dtype
 from .loading import check_mllm_folder, load_base_model
 from .options import PassOptions
@@ -46,6 +47,10 @@ def load_mllm(
     same device in fp32.
     """
     ckpt = read_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None:  # a damaged head or LoRA file is named before the (slow) base-model load
+        check_safetensors_files(
+            sorted(ckpt.path.rglob("*.safetensors")), what="checkpoint file", fix=CHECKPOINT_FIX
+        )
     device = (
         torch.device(device)
         if device is not None

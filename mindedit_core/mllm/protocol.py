@@ -59,12 +59,12 @@ class MindEditMLLMLike(Protocol):
     ) -> PassResult: ...
 
 
-def require_vision_head(mllm: Any, *, described_as: str = ""):
-    """The MLLM's vision head, or `MissingVisionHeadError` saying how to get one (the one "head
-    required" check: the runner and the nodes call it, the nodes before the MLLM runs)."""
-    head = getattr(mllm, "head", None)
-    if head is not None or getattr(mllm, "has_head", False):
-        return head
+def require_vision_head(mllm: Any, *, described_as: str = "") -> None:
+    """Raise `MissingVisionHeadError` (saying how to get a head) unless ``mllm.has_head``: the one
+    "head required" check. The runner and the nodes call it, the nodes before the MLLM runs (it reads
+    only ``has_head``, which an unloaded MLLM's stand-in still answers)."""
+    if getattr(mllm, "has_head", False):
+        return
     which = f" ({described_as})" if described_as else ""
     raise MissingVisionHeadError(
         f"MIND-Edit: this MLLM{which} has no vision head, so it cannot predict v_insight (the IP-Adapter "

@@ -243,7 +243,8 @@ class MindEditMLLM:
         **overrides,
     ) -> torch.Tensor:
         """``v_insight`` only: one forward over the prompt, stopped right after layer m."""
-        head = require_vision_head(self)
+        require_vision_head(self)
+        head = self.head
         opts = self.options(options, **overrides)
         inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
