@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..safe_files import check_safetensors_folder
+from ..safe_files import MLLM_FOLDER_FIX, check_safetensors_folder
 from .families import FAMILIES, MLLMFamily, UnsupportedFamilyError, family_for
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "auto")
@@ -137,12 +137,8 @@ def load_base_model(
         kwargs["quantization_config"] = quantization_config
     if device_map is not None:
         kwargs["device_map"] = device_map
-    check_safetensors_folder(  # a damaged weights file is named before transformers reads it
-        path,
-        what="MLLM weights file",
-        fix=f"Download the model folder again, e.g. `hf download {family.example_repo} --local-dir {path}` "
-        "(docs/MODELS.md lists the supported models and their sizes).",
-    )
+    # a damaged weights file is named before transformers reads it
+    check_safetensors_folder(path, what="MLLM weights file", fix=MLLM_FOLDER_FIX)
     model = model_class.from_pretrained(str(path), **kwargs)
     processor = load_processor(path, family)
     return model, processor, family
