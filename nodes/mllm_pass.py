@@ -83,6 +83,6 @@ def compute_pass(
                 raise comfy.model_management.InterruptProcessingException() from exc
             raise
     progress.finish()
-    outcome = PassOutcome.from_result(result, handle.description)
+    outcome = PassOutcome.from_result(result, handle.description, stored_negative=handle.mllm.negative_embeds)
     cache.put(key, outcome)
     return replace(outcome, batch_note=note)

@@ -112,12 +112,17 @@ def training_inputs(
     from devkit.fixtures.refined_cache import write_refined_cache
     from training.build_targets import build_targets
     from training.data import load_humanedit
+    from training.target_store import UNCONDITIONAL_NAME
 
     work = tmp_path_factory.mktemp("training-inputs")
     records = load_humanedit(humanedit_dir, cache_dir=work / "hf")
     refined = write_refined_cache(work / "refined.jsonl", records)
     targets = fixture_cache / "training" / f"targets-{humanedit_dir.name}-{tiny_clip_vision_dir.name}"
-    if not (targets / "targets.json").is_file() or len(list(targets.glob("shard-*"))) == 0:
+    if (
+        not (targets / "targets.json").is_file()
+        or len(list(targets.glob("shard-*"))) == 0
+        or not (targets / UNCONDITIONAL_NAME).is_file()  # built before the blank-image negative existed
+    ):
         build_targets(records, tiny_clip_vision_dir, targets, batch_size=12, shard_size=64, progress=False)
     return {
         "model": tiny_llava_onevision(fixture_cache),

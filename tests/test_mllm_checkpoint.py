@@ -46,7 +46,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_llava_dir, 
         tmp_path / "ckpt", base=base.model, head=head, lora_model=peft_model, variant="joint"
     )
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    assert manifest["parts"] == {"lora": True, "vision_head": True}
+    assert manifest["parts"] == {"lora": True, "vision_head": True, "negative_embeds": False}
     assert manifest["layer"] == 2 and manifest["head"] == {"kind": "plus", "out_dim": 1280, "out_tokens": 257}
     assert manifest["base_model"]["hidden_size"] == 64 and manifest["base_model"]["num_layers"] == 4
 

@@ -131,7 +131,10 @@ def test_joint_lora_training_exports_what_the_loader_node_runs(
     assert {"ce", "embed"} <= set(result.history[-1])  # both losses of the joint variant
     manifest = json.loads((result.checkpoint_dir / MANIFEST_NAME).read_text())
     assert manifest["base_model"]["family"] == model_type and manifest["variant"] == "joint"
-    assert manifest["parts"] == {"lora": True, "vision_head": True} and manifest["layer"] == 3
+    assert (
+        manifest["parts"] == {"lora": True, "vision_head": True, "negative_embeds": False}
+        and manifest["layer"] == 3
+    )
 
     (comfy_folders["LLM"] / "tiny-vlm").symlink_to(folder, target_is_directory=True)
     (comfy_folders["mindedit"] / "trained").symlink_to(result.checkpoint_dir, target_is_directory=True)

@@ -150,6 +150,7 @@ class CountingMLLM:
     def __init__(self, *, has_head=True, warning=None, interrupt_at=None):
         self.calls = []
         self.has_head = has_head
+        self.negative_embeds = None  # no stored plus negative: zeros
         self.head = object() if has_head else None
         self.warning = warning
         self.interrupt_at = interrupt_at

@@ -166,7 +166,11 @@ def test_joint_training_overfits_both_losses(joint_run):
     assert [line["step"] for line in lines] == list(range(1, 7))
     assert lines[-1]["loss"] < lines[0]["loss"] and lines[-1]["samples_per_s"] > 0
     manifest = json.loads((joint_run.checkpoint_dir / "mindedit.json").read_text())
-    assert manifest["variant"] == "joint" and manifest["parts"] == {"lora": True, "vision_head": True}
+    assert manifest["variant"] == "joint" and manifest["parts"] == {
+        "lora": True,
+        "vision_head": True,
+        "negative_embeds": False,
+    }
 
 
 @pytest.mark.slow
@@ -320,7 +324,7 @@ def test_accelerate_launch_two_cpu_processes(training_inputs, tmp_path, repo_roo
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "process 1 of 2 (DistributedType.MULTI_CPU" in proc.stderr
     manifest = json.loads((out / "checkpoint" / "mindedit.json").read_text())
-    assert manifest["parts"] == {"lora": True, "vision_head": True}
+    assert manifest["parts"] == {"lora": True, "vision_head": True, "negative_embeds": False}
     assert sorted(p.name for p in (out / "state" / "step-2").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .data.record import EditRecord
-from .target_store import MANIFEST_NAME, SHARD_GLOB, TargetStore, target_key
+from .target_store import MANIFEST_NAME, SHARD_GLOB, UNCONDITIONAL_NAME, TargetStore, target_key
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,18 @@ def encode_images(model, processor, images: list, kinds: Sequence[str]) -> dict[
     return result
 
 
+@torch.no_grad()
+def encode_blank(model, kinds: Sequence[str], image_size: int) -> dict[str, torch.Tensor]:
+    """``{"plus": [1,257,1280]}``: the encoder's output for a blank image, the unconditional input IP-Adapter
+    Plus was trained with (an all-zero ``pixel_values``, i.e. zero after CLIP normalisation, as IP-Adapter's
+    reference code feeds it). Plain adapters were trained with zeros: nothing is stored for them."""
+    if "plus" not in kinds:
+        return {}
+    pixels = torch.zeros(1, 3, image_size, image_size, device=model.device, dtype=model.dtype)
+    out = model(pixel_values=pixels, output_hidden_states=True)
+    return {"plus": out.hidden_states[-2].to("cpu", torch.float32).contiguous()}
+
+
 def build_targets(
     records: Sequence[EditRecord],
     clip_dir: str | Path,
@@ -129,6 +141,9 @@ def build_targets(
             )
         manifest["shapes"] = old.get("shapes", {})  # a resumed run may have nothing left to encode
     manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
+    blank = encode_blank(model, kinds, int(model.config.image_size))
+    if blank:
+        save_file(blank, str(out / UNCONDITIONAL_NAME))
 
     done = TargetStore(out)
     todo = [r for r in records if not all(done.has(r.id, k) for k in kinds)]

@@ -23,9 +23,11 @@ def export_trained(
     *,
     global_step: int,
     final_metrics: dict | None,
+    negative_embeds=None,
 ) -> tuple[Path | None, Path | None]:
     """Write the checkpoint (and the full model folder); returns ``(checkpoint_dir, model_dir)``
-    (both ``None`` on processes other than the main one)."""
+    (both ``None`` on processes other than the main one). ``negative_embeds``: a plus head's blank-image
+    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint."""
     from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
 
     full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
@@ -62,6 +64,7 @@ def export_trained(
         layer=layer,
         extra=extra,
         overwrite=True,
+        negative_embeds=negative_embeds if head is not None and head.config.kind == "plus" else None,
     )
     log.info("MIND-Edit checkpoint written to %s.", checkpoint_dir)
     return checkpoint_dir, model_dir

@@ -17,6 +17,7 @@ import torch
 
 MANIFEST_NAME = "targets.json"
 SHARD_GLOB = "shard-*.safetensors"
+UNCONDITIONAL_NAME = "unconditional.safetensors"  # the encoder's blank-image output (plus), see build_targets
 
 
 def target_key(kind: str, record_id: str) -> str:
@@ -71,6 +72,16 @@ class TargetStore:
 
     def stack(self, record_ids: Iterable[str], kind: str) -> torch.Tensor:
         return torch.stack([self.get(i, kind) for i in record_ids])
+
+    def unconditional(self, kind: str) -> torch.Tensor | None:
+        """The encoder's blank-image output for ``kind`` (``[1,257,1280]`` for plus), or None: plain
+        adapters use zeros, and targets built before it was recorded have none."""
+        from safetensors.torch import load_file
+
+        path = self.folder / UNCONDITIONAL_NAME
+        if not path.is_file():
+            return None
+        return load_file(str(path)).get(kind)
 
     def sample_shape(self, kind: str) -> tuple[int, ...]:
         return tuple(self.manifest["shapes"][kind])

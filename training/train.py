@@ -338,6 +338,7 @@ def _train_locked(
         layer,
         global_step=global_step,
         final_metrics=result.history[-1] if result.history else None,
+        negative_embeds=targets.unconditional(cfg.head_kind) if targets is not None else None,
     )
     metrics_log.close()
     accelerator.wait_for_everyone()

@@ -6,6 +6,7 @@ Layout::
       mindedit.json              manifest (see `mindedit_core.checkpoint.manifest`)
       vision_head.safetensors    the head F_v (optional: absent for text_only variants)
       lora/                      peft LoRA adapter in peft's own save format (optional)
+      negative_embeds.safetensors  a plus head's blank-image negative (see `negative`; optional)
 """
 
 from .lora import (
@@ -36,3 +37,4 @@ from .manifest import (
     read_checkpoint,
     save_mindedit_checkpoint,
 )
+from .negative import NEGATIVE_NAME, load_negative_embeds, missing_negative_note, save_negative_embeds

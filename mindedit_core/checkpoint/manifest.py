@@ -37,6 +37,7 @@ from typing import Any
 
 from ..prompting import PROMPT_VERSION
 from ..versions import library_versions
+from .negative import save_negative_embeds
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def save_mindedit_checkpoint(
     layer: int | None = None,
     extra: dict | None = None,
     overwrite: bool = False,
+    negative_embeds: Any = None,
 ) -> Path:
     """Write a checkpoint folder (into a temp folder first, then renamed into place).
 
@@ -178,6 +180,7 @@ def save_mindedit_checkpoint(
     `VisionHead` or None. ``lora_model``: a peft ``PeftModel`` (saved with its own
     ``save_pretrained``) or None. ``layer`` defaults to the head's layer (required without a head
     only if you want it recorded). The head's config gets ``base_model`` / ``prompt_version`` filled in.
+    ``negative_embeds``: a plus head's blank-image embedding ``[1,257,1280]`` (`checkpoint.negative`).
     """
     out_dir = Path(out_dir)
     variant = normalize_variant(variant)
@@ -206,6 +209,8 @@ def save_mindedit_checkpoint(
             head.save(tmp / HEAD_NAME)
         if lora_model is not None:
             lora_model.save_pretrained(str(tmp / LORA_DIR))
+        if negative_embeds is not None:
+            save_negative_embeds(tmp, negative_embeds)
         manifest = {
             "format": CHECKPOINT_FORMAT,
             "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -219,7 +224,11 @@ def save_mindedit_checkpoint(
                 "out_tokens": head.config.out_tokens,
             },
             "prompt_version": prompt_version,
-            "parts": {"lora": lora_model is not None, "vision_head": head is not None},
+            "parts": {
+                "lora": lora_model is not None,
+                "vision_head": head is not None,
+                "negative_embeds": negative_embeds is not None,
+            },
             "variant": variant,
             "created_with": library_versions(),
             "extra": extra or {},

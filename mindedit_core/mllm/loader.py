@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import apply_lora, check_base_model, load_head, read_checkpoint
+from ..checkpoint import apply_lora, check_base_model, load_head, load_negative_embeds, read_checkpoint
 from ..images import DEFAULT_MAX_SIDE
 from ..safe_files import CHECKPOINT_FIX, check_safetensors_files
 from .dtypes import resolve_dtype
@@ -93,4 +93,5 @@ def load_mllm(
         model_dir=str(Path(model_dir).expanduser()),
         checkpoint=ckpt,
         family=family,
+        negative_embeds=load_negative_embeds(ckpt) if ckpt is not None else None,
     )

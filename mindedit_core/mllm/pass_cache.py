@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from ..checkpoint.negative import missing_negative_note
+from ..embeds import unconditional_embeds
 from ..images import mask_is_empty
 from .options import PassOptions
 
@@ -43,6 +45,8 @@ class PassOutcome:
     warning: str | None
     description: str
     batch_note: str | None = None
+    neg_embeds: torch.Tensor | None = None
+    negative_note: str | None = None
 
     @property
     def status(self) -> str:
@@ -50,16 +54,23 @@ class PassOutcome:
         parts = [f"WARNING: {self.warning}" if self.warning else "ok: the MLLM answer was parsed"]
         if self.batch_note:
             parts.append(self.batch_note)
+        if self.negative_note:
+            parts.append(f"WARNING: {self.negative_note}")
         parts.append(f"model: {self.description}")
         return " | ".join(parts)
 
     @classmethod
-    def from_result(cls, result: Any, description: str) -> PassOutcome:
-        """From a `MindEditResult` (``v_insight`` moved to the CPU in fp32)."""
+    def from_result(cls, result: Any, description: str, stored_negative: Any = None) -> PassOutcome:
+        """From a `MindEditResult` (``v_insight`` moved to the CPU in fp32). ``neg_embeds`` pairs with it:
+        ``stored_negative`` (the checkpoint's blank-image embedding) or zeros, said on the status line
+        when a plus head has no stored negative."""
         refined = result.refined
         v_insight = result.v_insight
+        neg_embeds = note = None
         if v_insight is not None:
             v_insight = v_insight.detach().to("cpu", torch.float32)
+            neg_embeds = unconditional_embeds(v_insight, stored_negative)
+            note = missing_negative_note("plus" if v_insight.dim() == 3 else "plain", stored_negative)
         return cls(
             positive=refined.positive,
             negative=refined.negative,
@@ -67,6 +78,8 @@ class PassOutcome:
             v_insight=v_insight,
             warning=getattr(refined, "warning", None),
             description=description,
+            neg_embeds=neg_embeds,
+            negative_note=note,
         )
 
 

@@ -34,6 +34,12 @@ class MindEditMLLMLike(Protocol):
     @property
     def has_head(self) -> bool: ...
 
+    @property
+    def negative_embeds(self) -> Any:
+        """The stored unconditional embedding paired with ``v_insight`` (a plus checkpoint's
+        blank-image output), or None for zeros."""
+        ...
+
     def torch_modules(self) -> dict[str, nn.Module]: ...
 
     def refine_and_embed(

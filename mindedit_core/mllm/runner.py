@@ -108,6 +108,7 @@ class MindEditMLLM:
         model_dir: str = "",
         checkpoint: Any = None,
         family: MLLMFamily | None = None,
+        negative_embeds: torch.Tensor | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -116,6 +117,8 @@ class MindEditMLLM:
         self.default_options = default_options or PassOptions()
         self.model_dir = model_dir
         self.checkpoint = checkpoint
+        # A plus checkpoint's stored blank-image negative (`mindedit_core.checkpoint.negative`), or None.
+        self.negative_embeds = negative_embeds
         self.num_layers = len(find_decoder_layers(model))
         self.layer = layer or (head.config.layer if head is not None else default_layer(self.num_layers))
         if head is not None and head.config.layer != self.layer:

@@ -69,6 +69,9 @@ class Conditioning:
     fell_back: bool = (
         False  # refined prompts were asked for, the MLLM's answer was unreadable: raw instruction
     )
+    # The IP-Adapter's unconditional input: a plus checkpoint's stored blank-image embedding, the
+    # encoder's blank-image output for the plus baseline, or None (zeros).
+    negative_embeds: torch.Tensor | None = None
 
 
 class SourceClipEncoder:
@@ -102,6 +105,15 @@ class SourceClipEncoder:
             out = self.model(pixel_values=pixels, output_hidden_states=True)
             return out.hidden_states[-2].float().cpu()
         return self.model(pixel_values=pixels).image_embeds.float().cpu()
+
+    def blank(self) -> torch.Tensor | None:
+        """The plus adapter's unconditional input (the encoder's output for an all-zero ``pixel_values``,
+        as in `training.build_targets.encode_blank`; computed once); None for plain (trained with zeros)."""
+        from ..build_targets import encode_blank
+
+        if not hasattr(self, "_blank"):
+            self._blank = encode_blank(self.model, [self.kind], int(self.model.config.image_size)).get("plus")
+        return self._blank
 
 
 class Conditioner:
@@ -172,6 +184,11 @@ class Conditioner:
             embeds = self.insight_mllm.embed(source, instruction, mask=mask)
         elif method.image_embed == "source_clip":
             embeds = self.source_encoder(source)
+        negative_embeds = None
         if embeds is not None:
             embeds = embeds.detach().float().cpu()
-        return Conditioning(positive, negative, embeds, origin, warning, fell_back)
+            if method.image_embed == "insight":
+                negative_embeds = getattr(self.insight_mllm, "negative_embeds", None)
+            elif method.image_embed == "source_clip":
+                negative_embeds = self.source_encoder.blank()
+        return Conditioning(positive, negative, embeds, origin, warning, fell_back, negative_embeds)

@@ -278,6 +278,7 @@ def _edit_one(
         mask=mask,
         image_embeds=cond.image_embeds,
         seed=this_seed,
+        negative_embeds=cond.negative_embeds,
     )
     image_embed = conditioner.method.image_embed if cond.image_embeds is not None else "none"
     row = {

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mindedit_core.embeds import unconditional_embeds
+
 MASKED_PIPELINE = "StableDiffusionInpaintPipeline (4-channel UNet: latent blending) + pixel compositing"
 MASK_FREE_PIPELINE = "StableDiffusionImg2ImgPipeline"
 IPADAPTER_BACKENDS: tuple[str, ...] = ("mindedit", "diffusers")
@@ -112,15 +114,18 @@ def attach_ipadapter(pipe, adapter_file: str | Path) -> dict:
     return {"kind": info.kind, "embed": info.embed_spec.describe(), "file": str(adapter_file)}
 
 
-def to_diffusers_embeds(embeds: torch.Tensor, kind: str) -> torch.Tensor:
+def to_diffusers_embeds(
+    embeds: torch.Tensor, kind: str, negative: torch.Tensor | None = None
+) -> torch.Tensor:
     """One sample's embedding (``[1,D]`` plain / ``[1,T,D]`` plus) -> diffusers' ``[2, 1, ...]``
-    (zeros as the unconditional half first, then the embedding)."""
+    (the unconditional half first: ``negative`` or zeros, see `unconditional_embeds`; then the embedding)."""
     if kind == "plain" and embeds.dim() == 1:
         embeds = embeds.unsqueeze(0)
     if kind == "plus" and embeds.dim() == 2:
         embeds = embeds.unsqueeze(0)
-    single = embeds[:1].unsqueeze(1)
-    return torch.cat([torch.zeros_like(single), single], dim=0)
+    single = embeds[:1]
+    uncond = unconditional_embeds(single, None if negative is None else negative.to(single.device))
+    return torch.cat([uncond.unsqueeze(1), single.unsqueeze(1)], dim=0)
 
 
 def composite(result: Image.Image, source: Image.Image, mask: Image.Image) -> Image.Image:
@@ -184,10 +189,14 @@ class EditPipelines:
         mask: Image.Image | None = None,
         image_embeds: torch.Tensor | None = None,
         seed: int = 0,
+        negative_embeds: torch.Tensor | None = None,
     ) -> Image.Image:
-        """One edit. `mask` (white = edit) selects inpainting; `image_embeds` feeds the IP-Adapter."""
+        """One edit. `mask` (white = edit) selects inpainting; `image_embeds` feeds the IP-Adapter, with
+        `negative_embeds` (a plus checkpoint's stored blank-image embedding) or zeros as its unconditional."""
         source, mask = self._prepare(source, mask)
-        result = self._run(source, mask, positive, negative, image_embeds, seed, "pil").images[0]
+        result = self._run(
+            source, mask, positive, negative, image_embeds, seed, "pil", negative_embeds
+        ).images[0]
         if mask is None:
             return result
         return composite(result.resize(source.size), source, mask)
@@ -201,13 +210,16 @@ class EditPipelines:
         mask: Image.Image | None = None,
         image_embeds: torch.Tensor | None = None,
         seed: int = 0,
+        negative_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The final latents of the same call as `edit` (no VAE decode): for parity checks."""
         source, mask = self._prepare(source, mask)
-        return self._run(source, mask, positive, negative, image_embeds, seed, "latent").images
+        return self._run(
+            source, mask, positive, negative, image_embeds, seed, "latent", negative_embeds
+        ).images
 
     @torch.no_grad()
-    def _run(self, source, mask, positive, negative, image_embeds, seed, output_type):
+    def _run(self, source, mask, positive, negative, image_embeds, seed, output_type, negative_embeds=None):
         s = self.settings
         kwargs: dict = {
             "prompt": positive,
@@ -228,7 +240,8 @@ class EditPipelines:
                 state.tokens = None
             else:
                 embeds = image_embeds.to(s.device)
-                state.set_embeds(adapter, embeds, torch.zeros_like(embeds), cfg=s.guidance_scale > 1.0)
+                negative_embeds = None if negative_embeds is None else negative_embeds.to(s.device)
+                state.set_embeds(adapter, embeds, negative_embeds, cfg=s.guidance_scale > 1.0)
             state.weight = s.ipadapter_scale
         elif self.adapter is not None:
             kind = self.adapter["kind"]
@@ -239,7 +252,9 @@ class EditPipelines:
             else:
                 self.img2img.set_ip_adapter_scale(s.ipadapter_scale)
             dtype = getattr(torch, s.dtype)
-            kwargs["ip_adapter_image_embeds"] = [to_diffusers_embeds(image_embeds, kind).to(s.device, dtype)]
+            kwargs["ip_adapter_image_embeds"] = [
+                to_diffusers_embeds(image_embeds, kind, negative_embeds).to(s.device, dtype)
+            ]
         if mask is None:
             return self.img2img(image=source, strength=s.strength, **kwargs)
         return self.inpaint(
