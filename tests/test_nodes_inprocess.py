@@ -298,6 +298,49 @@ def test_cancel_raises_comfys_interrupt_and_caches_nothing(pack):
         mm.interrupt_current_processing(False)
 
 
+def test_a_long_instruction_is_cut_for_the_mllm_and_the_status_says_so(pack):
+    from mindedit_core.prompting import MAX_INSTRUCTION_CHARS
+
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    long = "make it nice " * 1540
+    *_, status = refine.MindEditRefineInstruction().refine(_handle(mllm), _image(), long, 0, 64, 384)
+    assert len(mllm.calls[0]["instruction"]) <= MAX_INSTRUCTION_CHARS
+    assert status.startswith("WARNING: the instruction has 20,019 characters") and "model: fake" in status
+    *_, short_status = refine.MindEditRefineInstruction().refine(_handle(mllm), _image(), "short", 0, 64, 384)
+    assert short_status.startswith("ok")
+
+
+def test_edit_region_node_picks_the_alpha_mask_and_reports_it(pack):
+    mask_nodes = pack_module("nodes.mask_nodes")
+    image = torch.rand((1, 32, 48, 3))
+    black_rgb = torch.zeros((1, 32, 48, 3))
+    alpha = torch.zeros((1, 32, 48))
+    alpha[:, :16, :] = 1.0
+    mllm_mask, edit_mask, status = mask_nodes.MindEditEditRegion().choose(
+        image, torch.zeros((1, 64, 64)), black_rgb, alpha
+    )
+    assert torch.equal(mllm_mask, alpha) and torch.equal(edit_mask, alpha)
+    assert "alpha" in status and "50.0%" in status
+    empty_mllm, whole, free_status = mask_nodes.MindEditEditRegion().choose(image)
+    assert torch.count_nonzero(empty_mllm) == 0 and torch.all(whole == 1) and "mask-free" in free_status
+
+
+def test_status_node_joins_every_connected_line(pack):
+    mask_nodes = pack_module("nodes.mask_nodes")
+    (text,) = mask_nodes.MindEditStatus().join("ok: parsed", None, "size: 64x64, as given")
+    assert text == "ok: parsed\nsize: 64x64, as given"
+
+
+def test_pad_and_paste_nodes_round_trip_the_size(pack):
+    canvas_nodes = pack_module("nodes.canvas_nodes")
+    source = torch.rand((1, 389, 517, 3))
+    (padded,) = canvas_nodes.MindEditPadForVAE().pad(source)
+    assert padded.shape[1:3] == (392, 520)
+    image, status = canvas_nodes.MindEditPasteEdit().paste(source, padded)
+    assert torch.equal(image, source) and "517x389" in status
+
+
 # -- schema ----------------------------------------------------------------------------------------
 
 
@@ -341,6 +384,16 @@ def test_widget_order_is_frozen(pack):
         seed = spec["required"]["seed"][1]
         assert seed["default"] == 0 and seed["control_after_generate"] == "fixed"
         assert spec["required"]["max_image_side"][1]["default"] == 384
+    frozen = {
+        "MindEditEditRegion": (["image"], ["painted_mask", "mask_image", "mask_alpha"]),
+        "MindEditStatus": ([], ["mllm_status", "mask_status", "image_status"]),
+        "MindEditPadForVAE": (["image"], []),
+        "MindEditPasteEdit": (["source", "edited"], ["edit_mask"]),
+    }
+    for node_id, (required, optional) in frozen.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+        assert list(spec["required"]) == required, node_id
+        assert list(spec.get("optional", {})) == optional, node_id
 
 
 # -- the real tiny MLLM through the loader node ------------------------------------------------------
