@@ -99,6 +99,24 @@ def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
     return outcome.v_insight, negative_embeds_like(outcome.v_insight)
 
 
+def empty_instruction_problem(instruction=None) -> str | None:
+    """Queue-time check: an empty instruction gives the MLLM nothing to refine (linked: unknown yet)."""
+    if instruction is not None and not str(instruction).strip():
+        return (
+            "MIND-Edit: the instruction is empty. Write what to change in your own words "
+            "(e.g. 'make the sky a warm sunset'), then queue again."
+        )
+    return None
+
+
+class _MLLMNode:
+    """What every MLLM-running node shares beyond its declaration: the queue-time checks."""
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, instruction=None):
+        return empty_instruction_problem(instruction) or True
+
+
 def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
     settings = PassSettings(
         instruction=bound_instruction(instruction).text,
@@ -140,7 +158,7 @@ NEG_EMBEDS = Output("neg_embeds", "EMBEDS", "The matching unconditional embeddin
         (POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
     )
 )
-class MindEditRefineInstruction:
+class MindEditRefineInstruction(_MLLMNode):
     """Vague instruction -> precise positive / negative prompts."""
 
     def refine(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
@@ -159,7 +177,7 @@ class MindEditRefineInstruction:
         (POS_EMBEDS, NEG_EMBEDS),
     )
 )
-class MindEditInsightEmbeds:
+class MindEditInsightEmbeds(_MLLMNode):
     """v_insight as IP-Adapter EMBEDS (positive + negative)."""
 
     def embed(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
@@ -177,7 +195,7 @@ class MindEditInsightEmbeds:
         (POSITIVE, NEGATIVE, POS_EMBEDS, NEG_EMBEDS, RAW_ANSWER, STATUS),
     )
 )
-class MindEditRefineAndEmbed:
+class MindEditRefineAndEmbed(_MLLMNode):
     """Both outputs of one MLLM pass, for simple graphs (one instruction box)."""
 
     def run(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):

@@ -311,6 +311,18 @@ def test_a_long_instruction_is_cut_for_the_mllm_and_the_status_says_so(pack):
     assert short_status.startswith("ok")
 
 
+def test_an_empty_instruction_is_refused_at_queue_time(pack):
+    refine = pack_module("nodes.refine")
+    for cls in (
+        refine.MindEditRefineInstruction,
+        refine.MindEditInsightEmbeds,
+        refine.MindEditRefineAndEmbed,
+    ):
+        assert "instruction is empty" in cls.VALIDATE_INPUTS(instruction="  \n")
+        assert cls.VALIDATE_INPUTS(instruction="add a hat") is True
+        assert cls.VALIDATE_INPUTS() is True, "a linked instruction is checked when it arrives"
+
+
 def test_edit_region_node_picks_the_alpha_mask_and_reports_it(pack):
     mask_nodes = pack_module("nodes.mask_nodes")
     image = torch.rand((1, 32, 48, 3))

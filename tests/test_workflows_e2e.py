@@ -310,6 +310,17 @@ def test_swapping_the_checkpoint_widget_to_another_sd15_file_works(e2e, tiny_sd1
     assert set(_ids_of(prompt, "MindEditRefineAndEmbed")) <= set(swapped.cached_nodes)
 
 
+def test_an_empty_instruction_is_refused_when_queued(e2e):
+    from devkit.comfyui_runtime import PromptRejected
+
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1, instruction="   ")
+    with pytest.raises(PromptRejected) as refused:
+        e2e["client"].run(prompt, timeout=60)
+    assert "instruction is empty" in str(refused.value)
+    (refine_id,) = _ids_of(prompt, "MindEditRefineAndEmbed")
+    assert refine_id in refused.value.node_errors
+
+
 def test_missing_model_weights_give_a_clear_error_in_history(e2e, tmp_path):
     from devkit.workflow_api import set_widget
 
