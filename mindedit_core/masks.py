@@ -106,7 +106,7 @@ def choose_edit_mask(height: int, width: int, candidates: list[tuple[str, torch.
         share = coverage(mask)
         if share == 0.0:
             continue
-        fitted, note = fit_to(mask, height, width, label)
+        fitted, note = fit_to(mask, height, width, "the mask")
         if share < 1.0:
             return _chosen(label, fitted, note)
         full = full or (label, fitted, note)
