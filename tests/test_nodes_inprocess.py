@@ -49,6 +49,21 @@ def test_import_registers_the_three_model_folders_once(pack, folder_paths):
     assert ".safetensors" in folder_paths.folder_names_and_paths["ipadapter"][1]
 
 
+def test_the_workflows_model_metadata_names_the_folders_the_loaders_read(pack, folder_paths):
+    from devkit import build_workflows as wf
+
+    ipadapter_nodes = pack_module("nodes.ipadapter_nodes")
+    model_folders = pack_module("nodes.model_folders")
+    assert (
+        wf.IPADAPTER_MODEL["directory"] == ipadapter_nodes.IPADAPTER_FOLDER == model_folders.IPADAPTER_FOLDER
+    )
+    for entry in (wf.IPADAPTER_MODEL, wf.CHECKPOINT_MODEL):
+        assert folder_paths.get_folder_paths(entry["directory"]), entry
+        assert any(
+            entry["name"].endswith(ext) for ext in folder_paths.folder_names_and_paths[entry["directory"]][1]
+        )
+
+
 def test_llm_dropdown_lists_hf_folders_nested_and_skips_others(isolated_folders):
     model_folders = pack_module("nodes.model_folders")
     llm = isolated_folders["LLM"]

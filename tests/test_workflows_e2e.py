@@ -178,6 +178,25 @@ def test_the_frontend_never_grows_a_node_of_a_shipped_workflow(e2e, name):
         )
 
 
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_each_loaders_model_directory_is_the_folder_its_dropdown_lists(e2e, name):
+    """The frontend's missing-model dialog downloads into `directory`: what the node lists lives there."""
+    from devkit.workflow_api import widget_slots
+
+    info = e2e["object_info"]
+    models_dir = e2e["server"].base_dir / "models"
+    for node in json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())["nodes"]:
+        for entry in node["properties"].get("models", []):
+            (slot,) = [
+                s
+                for s in widget_slots(info[node["type"]])
+                if s.name in ("ckpt_name", wf.IPADAPTER_FILE_INPUT)
+            ]
+            listed = info[node["type"]]["input"]["required"][slot.name][0]
+            present = {p.name for p in (models_dir / entry["directory"]).iterdir()}
+            assert listed and set(listed) <= present, (node["type"], entry["directory"], listed, present)
+
+
 # -- running ----------------------------------------------------------------------------------------
 
 

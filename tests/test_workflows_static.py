@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from PIL import Image
@@ -126,19 +125,13 @@ def test_every_status_line_reaches_the_status_preview(name):
     assert _source_of(workflow, preview, "source")[0] is status
 
 
-def _ipadapter_folder() -> str:
-    """The folder the IP-Adapter nodes read, from the pack's source (no ComfyUI import here)."""
-    text = (wf.REPO_ROOT / "nodes" / "model_folders.py").read_text()
-    (folder,) = set(re.findall(r'IPADAPTER_FOLDER\s*=\s*"([^"]+)"', text))
-    return folder
-
-
 @pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
 def test_file_loaders_name_their_download_and_the_folder_the_node_reads(name):
-    """properties.models as ComfyUI's templates carry them; `directory` is the node's own folder."""
+    """properties.models as ComfyUI's templates carry them. That `directory` is the folder each node
+    reads is checked against the pack (test_nodes_inprocess.py) and a live server (test_workflows_e2e.py)."""
     from devkit.download_models import catalogue
 
-    folders = {"CheckpointLoaderSimple": "checkpoints", wf.IPADAPTER_LOADER: _ipadapter_folder()}
+    folders = {"CheckpointLoaderSimple": "checkpoints", wf.IPADAPTER_LOADER: "ipadapter"}
     for node in _load(name)["nodes"]:
         if node["type"] not in folders:
             assert "models" not in node["properties"], node["type"]
