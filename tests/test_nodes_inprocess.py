@@ -338,6 +338,16 @@ def test_an_empty_instruction_is_refused_at_queue_time(pack):
         assert cls.VALIDATE_INPUTS() is True, "a linked instruction is checked when it arrives"
 
 
+def test_the_ip_adapter_schedule_window_is_checked_at_queue_time(pack):
+    apply = pack_module("nodes.ipadapter_nodes").MindEditApplyIPAdapter
+    assert apply.VALIDATE_INPUTS(start_at=0.2, end_at=0.8) is True
+    assert apply.VALIDATE_INPUTS() is True, "linked values are checked when they arrive"
+    assert "start_at (0.9) is after end_at (0.1)" in apply.VALIDATE_INPUTS(start_at=0.9, end_at=0.1)
+    # ComfyUI skips its own min/max for the inputs VALIDATE_INPUTS names: the declaration's apply.
+    assert "end_at = 1.5 is above its maximum 1.0" in apply.VALIDATE_INPUTS(start_at=0.0, end_at=1.5)
+    assert "start_at = -0.1 is below its minimum 0.0" in apply.VALIDATE_INPUTS(start_at=-0.1)
+
+
 def test_edit_region_node_picks_the_alpha_mask_and_reports_it(pack):
     mask_nodes = pack_module("nodes.mask_nodes")
     image = torch.rand((1, 32, 48, 3))

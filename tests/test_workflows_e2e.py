@@ -340,6 +340,22 @@ def test_an_empty_instruction_is_refused_when_queued(e2e):
     assert refine_id in refused.value.node_errors
 
 
+def test_an_empty_ip_adapter_window_is_refused_when_queued(e2e):
+    """ComfyUI drops every output behind a node that fails VALIDATE_INPUTS (the image is not made) and
+    answers POST /prompt with the node's error, which the frontend shows on the node."""
+    from devkit.workflow_api import set_widget
+
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1)
+    apply_id = set_widget(prompt, wf.IPADAPTER_APPLY, "start_at", 0.9)
+    set_widget(prompt, wf.IPADAPTER_APPLY, "end_at", 0.1)
+    client = e2e["client"]
+    answer = json.loads(client.post_json("/prompt", {"prompt": prompt, "client_id": client.client_id}))
+    errors = json.dumps(answer.get("node_errors", {}).get(apply_id, {}))
+    assert "start_at (0.9) is after end_at (0.1)" in errors, answer
+    result = client.wait(answer["prompt_id"], timeout=300)
+    assert not [img for img in result.images if img.type == "output"], "the image must not be made"
+
+
 def test_missing_model_weights_give_a_clear_error_in_history(e2e, tmp_path):
     from devkit.workflow_api import set_widget
 
