@@ -22,6 +22,7 @@ from pathlib import Path
 
 from devkit.workflow_parts import *  # noqa: F403  (the names the demo and tests use as wf.X)
 from devkit.workflow_parts import (
+    DEFAULT_LLM_FOLDER,
     DEFAULT_MINDEDIT_CHECKPOINT,
     EDIT_INSTRUCTION,
     EDIT_NOTE,
@@ -32,6 +33,7 @@ from devkit.workflow_parts import (
     MASKED_WORKFLOW,
     NO_MINDEDIT_CHECKPOINT,
     REFINE_ONLY_INSTRUCTION,
+    REFINE_ONLY_LLM_FOLDER,
     REFINE_ONLY_NOTE,
     REFINE_ONLY_WORKFLOW,
     SAMPLE_SOURCE,
@@ -55,7 +57,9 @@ WORKFLOWS_DIR = REPO_ROOT / "workflows"
 
 def masked_edit_workflow() -> dict:
     lay = new_layout("6f1b8f0e-6d1a-4a8e-9a51-6d9c2f0b7a11", MASKED_NOTE, GROUP_COLUMNS)
-    checkpoint, loader, ip_loader = add_models(lay, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True)
+    checkpoint, loader, ip_loader = add_models(
+        lay, DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True
+    )
     source, region, soft = add_source_and_mask(lay, with_mask_file=True)
     refine = add_refine(lay, loader, source, region, MASKED_INSTRUCTION, embeds=True)
     model = add_ipadapter(lay, checkpoint, ip_loader, refine, soft)
@@ -68,7 +72,9 @@ def masked_edit_workflow() -> dict:
 
 def edit_workflow() -> dict:
     lay = new_layout("0c5d3f4e-2a7b-4c1d-8e9f-3b2a1c0d9e8f", EDIT_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1})
-    checkpoint, loader, ip_loader = add_models(lay, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True)
+    checkpoint, loader, ip_loader = add_models(
+        lay, DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True
+    )
     source = lay.add(
         GROUP_INPUT,
         "LoadImage",
@@ -90,7 +96,9 @@ def refine_only_workflow() -> dict:
     lay = new_layout(
         "9d2e7c1a-4b5f-4e3a-8c6d-1f0a2b3c4d5e", REFINE_ONLY_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1}
     )
-    checkpoint, loader, _ = add_models(lay, NO_MINDEDIT_CHECKPOINT, with_ipadapter=False)
+    checkpoint, loader, _ = add_models(
+        lay, REFINE_ONLY_LLM_FOLDER, NO_MINDEDIT_CHECKPOINT, with_ipadapter=False
+    )
     source, region, soft = add_source_and_mask(lay, with_mask_file=False)
     refine = add_refine(lay, loader, source, region, REFINE_ONLY_INSTRUCTION, embeds=False)
     decode = add_sampling(

@@ -16,7 +16,10 @@ REFINE_ONLY_WORKFLOW = "mindedit_refine_only_edit"
 
 # Defaults a user sees; the demo and tests replace them through devkit.workflow_api.set_widget.
 DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
-DEFAULT_LLM_FOLDER = "llava-onevision-qwen2-0.5b-ov-hf"
+DEFAULT_LLM_FOLDER = catalogue(Path("models"))["llava-0.5b"].target.name  # the MIND-Edit checkpoints' base
+# The refine-only workflow runs zero-shot: an instruction-tuned VLM is the better default there.
+REFINE_ONLY_LLM_KEY = "qwen2.5-vl-3b"
+REFINE_ONLY_LLM_FOLDER = catalogue(Path("models"))[REFINE_ONLY_LLM_KEY].target.name
 DEFAULT_MINDEDIT_CHECKPOINT = "mindedit-llava-0.5b-plain"
 NO_MINDEDIT_CHECKPOINT = "none"
 DEFAULT_IPADAPTER = "ip-adapter_sd15.safetensors"
@@ -113,8 +116,9 @@ Mask-free edit (img2img): denoise on the KSampler sets how far the result may mo
 predicts v_insight, which steers the IP-Adapter. The output has the source's size."""
 
 REFINE_ONLY_NOTE = f"""\
-Refined prompts only: needs just public weights (any supported VLM in models/LLM, any SD1.5
-checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The VLM rewrites your vague instruction into
+Refined prompts only: needs just public weights (any supported VLM in models/LLM: LLaVA-OneVision,
+Qwen2.5-VL, Qwen3-VL; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
+  {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models The VLM rewrites your vague instruction into
 precise prompts zero-shot; if its answer cannot be parsed the status says so and your instruction
 is used as the prompt.
 

@@ -13,7 +13,6 @@ from devkit.workflow_parts import (
     CHECKPOINT_MODEL,
     DEFAULT_CHECKPOINT,
     DEFAULT_IPADAPTER,
-    DEFAULT_LLM_FOLDER,
     GROUP_EDIT,
     GROUP_INPUT,
     GROUP_MINDEDIT,
@@ -87,7 +86,9 @@ def new_layout(workflow_id: str, note: str, columns_per_group: dict[str, int]) -
     return Layout(g, columns, {group: [] for group in columns_per_group})
 
 
-def add_models(lay: Layout, mindedit_checkpoint: str, with_ipadapter: bool) -> tuple[int, int, int | None]:
+def add_models(
+    lay: Layout, llm_folder: str, mindedit_checkpoint: str, with_ipadapter: bool
+) -> tuple[int, int, int | None]:
     checkpoint = lay.add(
         GROUP_MODELS,
         "CheckpointLoaderSimple",
@@ -98,7 +99,7 @@ def add_models(lay: Layout, mindedit_checkpoint: str, with_ipadapter: bool) -> t
     loader = lay.add(
         GROUP_MODELS,
         MLLM_LOADER,
-        widgets=[DEFAULT_LLM_FOLDER, mindedit_checkpoint, *MLLM_LOADER_OPTIONS],
+        widgets=[llm_folder, mindedit_checkpoint, *MLLM_LOADER_OPTIONS],
         outputs=[("mllm", "MINDEDIT_MLLM")],
     )
     ip_loader = None

@@ -17,7 +17,7 @@ from .node_spec import mappings  # noqa: E402
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {"MindEditMLLMLoader": MindEditMLLMLoader}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
-    "MindEditMLLMLoader": "MIND-Edit MLLM Loader (LLaVA-OneVision)",
+    "MindEditMLLMLoader": "MIND-Edit MLLM Loader",
 }
 
 # The declared nodes (nodes/node_spec.py) carry their own ids and display names.

@@ -2,7 +2,8 @@
 models/LLM and an SD1.5 checkpoint; nothing in models/mindedit, no IP-Adapter file.
 
 A private server (the shared session one has MIND-Edit checkpoints and adapters linked in), one
-per module. Each supported VLM family's tiny fixture runs the workflow masked (a mask painted on
+per module. Each supported VLM family's tiny fixture (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) runs
+the workflow masked (a mask painted on
 the source, as the MaskEditor saves it) and mask-free (no mask).
 """
 
@@ -24,11 +25,19 @@ SIZE = 64
 MASK_REACH_PX = 6 + 4 + 2  # GrowMask + blur radius + bilinear resampling
 
 
-def _vlm_fixtures(cache):
-    """name -> folder of every tiny VLM fixture this tree can build."""
-    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+VLMS = ("llava-onevision", "qwen2.5-vl", "qwen3-vl")
 
-    return {"llava-onevision": tiny_llava_onevision(cache)}
+
+def _vlm_fixtures(cache):
+    """name -> folder of the tiny fixture of every supported VLM family."""
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.qwen_vl import tiny_qwen2_5_vl, tiny_qwen3_vl
+
+    return {
+        "llava-onevision": tiny_llava_onevision(cache),
+        "qwen2.5-vl": tiny_qwen2_5_vl(cache),
+        "qwen3-vl": tiny_qwen3_vl(cache),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +101,7 @@ def test_the_server_has_no_mindedit_checkpoint_and_no_ip_adapter(public_only):
     assert info[wf.IPADAPTER_LOADER]["input"]["required"][wf.IPADAPTER_FILE_INPUT][0] == []
 
 
-@pytest.mark.parametrize("vlm", ["llava-onevision"])
+@pytest.mark.parametrize("vlm", VLMS)
 def test_refine_only_with_a_painted_mask_edits_only_inside_it(public_only, vlm):
     from scipy.ndimage import binary_dilation
 
@@ -107,7 +116,7 @@ def test_refine_only_with_a_painted_mask_edits_only_inside_it(public_only, vlm):
     assert texts[wf.POSITIVE_PREVIEW_TITLE].strip(), "the positive prompt is never empty"
 
 
-@pytest.mark.parametrize("vlm", ["llava-onevision"])
+@pytest.mark.parametrize("vlm", VLMS)
 def test_refine_only_without_a_mask_is_a_mask_free_edit_and_says_so(public_only, vlm):
     out, texts = _run(public_only, vlm, public_only["source_name"], seed=6)
     source = public_only["source"]

@@ -59,10 +59,10 @@ def test_models_are_ordinary_widgets_and_notes_say_where_files_go(name):
     workflow = _load(name)
     by_type = _by_type(workflow)
     assert by_type["CheckpointLoaderSimple"][0]["widgets_values"] == [wf.DEFAULT_CHECKPOINT]
-    checkpoint = (
-        wf.NO_MINDEDIT_CHECKPOINT if name == wf.REFINE_ONLY_WORKFLOW else wf.DEFAULT_MINDEDIT_CHECKPOINT
-    )
-    assert by_type["MindEditMLLMLoader"][0]["widgets_values"][:2] == [wf.DEFAULT_LLM_FOLDER, checkpoint]
+    refine_only = name == wf.REFINE_ONLY_WORKFLOW
+    vlm = wf.REFINE_ONLY_LLM_FOLDER if refine_only else wf.DEFAULT_LLM_FOLDER
+    checkpoint = wf.NO_MINDEDIT_CHECKPOINT if refine_only else wf.DEFAULT_MINDEDIT_CHECKPOINT
+    assert by_type["MindEditMLLMLoader"][0]["widgets_values"][:2] == [vlm, checkpoint]
     notes = " ".join(n["widgets_values"][0] for n in by_type["Note"])
     for folder in ("checkpoints/", "LLM/", "mindedit/", "ipadapter/", "python -m devkit.download_models"):
         assert folder in notes
@@ -74,6 +74,15 @@ def test_models_are_ordinary_widgets_and_notes_say_where_files_go(name):
         (text,) = [s for s in enc["inputs"] if s["name"] == "text"]
         assert text["widget"] == {"name": "text"} and text["link"] is not None
         assert _source_of(workflow, enc, "text")[0] is refine
+
+
+def test_the_default_vlms_are_the_download_helpers_folders():
+    from devkit.download_models import catalogue
+
+    folders = {item.target.name for item in catalogue(wf.REPO_ROOT / "models").values()}
+    assert {wf.DEFAULT_LLM_FOLDER, wf.REFINE_ONLY_LLM_FOLDER} <= folders
+    assert wf.REFINE_ONLY_LLM_FOLDER == "Qwen2.5-VL-3B-Instruct"
+    assert f"--what {wf.REFINE_ONLY_LLM_KEY}" in wf.REFINE_ONLY_NOTE
 
 
 def test_the_refine_only_workflow_needs_no_mindedit_checkpoint_nor_ip_adapter():
