@@ -15,12 +15,8 @@ from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine  # noqa: E402
 from .mllm_loader import MindEditMLLMLoader  # noqa: E402
 from .node_spec import mappings  # noqa: E402
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {"MindEditMLLMLoader": MindEditMLLMLoader}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
-    "MindEditMLLMLoader": "MIND-Edit MLLM Loader",
-}
-
-# The declared nodes (nodes/node_spec.py) carry their own ids and display names.
+# Every node is declared as data (nodes/node_spec.py): it carries its own id and display name.
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings([MindEditMLLMLoader])
 for _module in (refine, mask_nodes, canvas_nodes):
     _classes, _names = mappings(_module.NODE_CLASSES)
     NODE_CLASS_MAPPINGS.update(_classes)

@@ -399,6 +399,17 @@ def test_every_input_of_every_mllm_node_has_a_tooltip(pack):
         assert node_id in pack.NODE_DISPLAY_NAME_MAPPINGS
 
 
+def test_every_node_is_declared_as_data(pack):
+    """One declaration per node: ComfyUI's V1 attributes and the display name all come from SPEC."""
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.SPEC
+        assert spec.node_id == node_id and pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == spec.display_name
+        assert cls.INPUT_TYPES() == spec.input_types()
+        assert tuple(o.type for o in spec.outputs) == cls.RETURN_TYPES
+        assert all(o.tooltip for o in spec.outputs) and all(i.tooltip for i in spec.inputs)
+        assert callable(getattr(cls, spec.function)) and spec.category == cls.CATEGORY
+
+
 def test_widget_order_is_frozen(pack):
     """Saved workflows store widget values by position: this order must never change."""
     refine = pack_module("nodes.refine")
