@@ -385,3 +385,56 @@ def test_plus_head_with_a_plain_adapter_names_both_shapes_in_history(e2e, fixtur
     assert result.error.node_type == wf.IPADAPTER_APPLY, result.describe_error()
     message = result.error.exception_message
     assert "[1,257,1280]" in message and "1024" in message, message
+
+
+# -- a Qwen-family head through both MIND-Edit workflows --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qwen_models(e2e, fixture_cache, tmp_path_factory):
+    """The tiny Qwen2.5-VL and a random plain head for it (as a trained export would record it)."""
+    from dataclasses import replace
+
+    import torch
+    from transformers import AutoConfig
+
+    from devkit.fixtures.qwen_vl import tiny_qwen2_5_vl
+    from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
+
+    base_dir = tiny_qwen2_5_vl(fixture_cache)
+    info = base_model_info(AutoConfig.from_pretrained(base_dir), name=base_dir.name)
+    torch.manual_seed(0)
+    head = VisionHead(
+        VisionHeadConfig.for_kind("plain", hidden_size=info.hidden_size, layer=default_layer(info.num_layers))
+    )
+    head.target_norm.fill_(2.5)
+    checkpoint = save_mindedit_checkpoint(
+        tmp_path_factory.mktemp("qwen_head") / "mindedit-qwen-tiny-plain", base=info, head=head
+    )
+    e2e["server"].add_model("LLM", base_dir)
+    e2e["server"].add_model("mindedit", checkpoint)
+    return replace(e2e["models"], llm_dir=base_dir, mindedit_dir=checkpoint)
+
+
+@pytest.mark.parametrize("name", [wf.MASKED_WORKFLOW, wf.EDIT_WORKFLOW])
+def test_the_mindedit_workflows_run_with_a_qwen_family_head(e2e, qwen_models, name):
+    from devkit.demo import prepare_prompt
+
+    info = e2e["client"].object_info(wf.MLLM_LOADER)
+    prompt = prepare_prompt(
+        name,
+        {**e2e["object_info"], **info},
+        qwen_models,
+        source_name=e2e["source_name"],
+        mask_name=e2e["mask_name"] if name == wf.MASKED_WORKFLOW else None,
+        steps=STEPS,
+        seed=31,
+        max_new_tokens=24,
+        filename_prefix=f"e2e/qwen/{name}",
+    )
+    result = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    out = _output_pixels(result)
+    assert out.shape == e2e["source"].shape and not np.array_equal(out, e2e["source"])
+    status = preview_texts(result, prompt)[wf.STATUS_PREVIEW_TITLE]
+    assert f"{qwen_models.llm_dir.name} + {qwen_models.mindedit_dir.name}" in status, status
