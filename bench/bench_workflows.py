@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from devkit import build_workflows as wf  # noqa: E402
 from devkit.comfyui_runtime import ComfyUIServer  # noqa: E402
 from devkit.demo import prepare_prompt, sample_inputs, tiny_models  # noqa: E402
+from devkit.workflow_api import find_node_ids  # noqa: E402
 
 
 def timed_run(client, prompt) -> tuple[float, list[str]]:
@@ -80,9 +81,7 @@ def main() -> int:
                 seed += 1
                 requeue_prompt = prompt(seed, mllm_seed=first_mllm_seed)
                 elapsed, cached = timed_run(client, requeue_prompt)
-                mllm_ids = [
-                    i for i, n in requeue_prompt.items() if n["class_type"] == "MindEditRefineAndEmbed"
-                ]
+                mllm_ids = find_node_ids(requeue_prompt, wf.REFINE_TITLE)
                 if not set(mllm_ids) <= set(cached):
                     raise SystemExit(
                         f"the MLLM node re-ran on a re-queue (cached: {cached}): not a valid measurement"

@@ -1,20 +1,23 @@
-"""The main job: run both shipped workflows in a real headless ComfyUI and show what came out.
+"""The main job: run the shipped workflows in a real headless ComfyUI and show what came out.
 
     bash scripts/demo.sh                 # = scripts/bootstrap.sh, then python -m devkit.demo
     .venv/bin/python -m devkit.demo --help
 
 Models:
 - real ones when ``MINDEDIT_MODELS_DIR`` names a ComfyUI ``models/`` folder holding
-  ``LLM/<llava folder>``, ``mindedit/<checkpoint folder>``, ``ipadapter/<file>`` and
-  ``checkpoints/<sd15 file>`` (pick among several with ``MINDEDIT_LLM``, ``MINDEDIT_CHECKPOINT``,
-  ``MINDEDIT_IPADAPTER``, ``MINDEDIT_SD15``; see docs/MODELS.md);
+  ``LLM/<VLM folder>`` and ``checkpoints/<sd15 file>``, and for the MIND-Edit workflows also
+  ``mindedit/<checkpoint folder>`` and ``ipadapter/<file>`` (pick among several with ``MINDEDIT_LLM``,
+  ``MINDEDIT_CHECKPOINT``, ``MINDEDIT_IPADAPTER``, ``MINDEDIT_SD15``; see docs/MODELS.md). With only
+  public weights (no MIND-Edit checkpoint) only the refine-only workflow runs, and the demo says so;
 - otherwise tiny, randomly initialised models with the real architectures, generated locally
   (the pipeline runs for real, the pictures are noise: said loudly).
 
 It starts ComfyUI with its base directory under ``demo_output/``, uploads the bundled sample
-(``assets/sample_source.png`` + ``assets/sample_mask.png``), converts each UI workflow to an API
-prompt, runs it, prints the refined prompts (and any parser fallback warning) and where the
-images are. Exit status 1 with ComfyUI's node error when anything fails.
+(``assets/sample_source.png`` + ``assets/sample_mask.png``, and the source with the mask "painted"
+into its alpha, as ComfyUI's MaskEditor saves it), converts each UI workflow to an API prompt, runs
+it (the refine-only one twice: mask-free, and with the painted mask), prints the refined prompts
+and the status lines (parser fallbacks, mask, size) and where the images are. Exit status 1 with
+ComfyUI's node error when anything fails.
 """
 
 from __future__ import annotations
@@ -28,130 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devkit.demo_models import (  # noqa: F401  (re-exported: the demo's model setup)
+    MODEL_FILE_SUFFIXES,
+    DemoError,
+    DemoModels,
+    configured_models,
+    tiny_models,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OUTPUT = REPO_ROOT / "demo_output"
 ASSETS = REPO_ROOT / "assets"
 SAMPLE_SOURCE = ASSETS / "sample_source.png"
 SAMPLE_MASK = ASSETS / "sample_mask.png"
-# Weight files the demo picks from a models/ folder; anything else there (ComfyUI's
-# "put_checkpoints_here" placeholder, notes, configs) is not a model.
-MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".bin", ".pt", ".pth")
 TINY_SIZE = 64  # px: tiny models make noise at any size; small keeps the CPU demo short
-
-
-@dataclass(frozen=True)
-class DemoModels:
-    """The four model inputs of the workflows, as paths, and whether they are the tiny generated ones."""
-
-    checkpoint: Path  # an SD1.5 checkpoint file
-    llm_dir: Path  # a LLaVA-OneVision folder
-    mindedit_dir: Path  # a MIND-Edit checkpoint folder
-    ipadapter: Path  # an IP-Adapter file
-    tiny: bool
-
-    def comfy_models(self) -> dict[str, list[Path]]:
-        """``{models/<folder>: [paths]}`` for `ComfyUIServer` (linked, never copied)."""
-        return {
-            "checkpoints": [self.checkpoint],
-            "LLM": [self.llm_dir],
-            "mindedit": [self.mindedit_dir],
-            "ipadapter": [self.ipadapter],
-        }
-
-
-class DemoError(RuntimeError):
-    """A setup problem the user can fix; the message says what and how."""
-
-
-def tiny_models(cache_root: Path | None = None) -> DemoModels:
-    """Generate (once, cached) the tiny SD1.5 checkpoint, LLaVA-OneVision + MIND-Edit checkpoint and
-    an IP-Adapter whose site widths match the tiny UNet."""
-    from devkit.fixtures import cache_root as default_cache_root
-    from devkit.fixtures.ipadapter_files import ipadapter_file
-    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
-    from devkit.fixtures.sd15 import attn2_sites, tiny_sd15_checkpoint
-
-    cache = Path(cache_root) if cache_root else default_cache_root()
-    cache.mkdir(parents=True, exist_ok=True)
-    widths = [site.width for site in attn2_sites("sites16")]
-    return DemoModels(
-        checkpoint=tiny_sd15_checkpoint(cache, "sites16", seed=0),
-        llm_dir=tiny_llava_onevision(cache),
-        mindedit_dir=tiny_mindedit_checkpoint(cache, kind="plain"),
-        ipadapter=ipadapter_file(cache, "plain", site_widths=widths),
-        tiny=True,
-    )
-
-
-def _pick(
-    folder: Path, wanted: str | None, what: str, env: str, *, dirs: bool, marker: str | None = None
-) -> Path:
-    """One entry of ``folder``: the one named by ``$env``, else the only / first candidate."""
-    if not folder.is_dir():
-        raise DemoError(
-            f"{what}: the folder {folder} does not exist. Create it and put the {what} there (docs/MODELS.md)."
-        )
-    if wanted:
-        path = folder / wanted
-        if not path.exists():
-            raise DemoError(f"{what}: ${env}={wanted!r} but {path} does not exist.")
-        return path
-    candidates = sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".")
-        and (
-            p.is_dir() and (marker is None or (p / marker).is_file())
-            if dirs
-            else p.is_file() and p.suffix.lower() in MODEL_FILE_SUFFIXES
-        )
-    )
-    if not candidates:
-        expected = (
-            f"a folder with {marker}" if dirs and marker else f"a {' / '.join(MODEL_FILE_SUFFIXES)} file"
-        )
-        raise DemoError(f"{what}: nothing usable in {folder} (expected {expected}; see docs/MODELS.md).")
-    if len(candidates) > 1:
-        print(f"[demo] {what}: several in {folder}, using {candidates[0].name} (set ${env} to choose)")
-    return candidates[0]
-
-
-def configured_models(models_dir: Path) -> DemoModels:
-    """Real models from a ComfyUI ``models/`` folder (``$MINDEDIT_MODELS_DIR``)."""
-    models_dir = Path(models_dir).expanduser().resolve()
-    return DemoModels(
-        checkpoint=_pick(
-            models_dir / "checkpoints",
-            os.environ.get("MINDEDIT_SD15"),
-            "SD1.5 checkpoint",
-            "MINDEDIT_SD15",
-            dirs=False,
-        ),
-        llm_dir=_pick(
-            models_dir / "LLM",
-            os.environ.get("MINDEDIT_LLM"),
-            "LLaVA-OneVision folder",
-            "MINDEDIT_LLM",
-            dirs=True,
-            marker="config.json",
-        ),
-        mindedit_dir=_pick(
-            models_dir / "mindedit",
-            os.environ.get("MINDEDIT_CHECKPOINT"),
-            "MIND-Edit checkpoint",
-            "MINDEDIT_CHECKPOINT",
-            dirs=True,
-            marker="mindedit.json",
-        ),
-        ipadapter=_pick(
-            models_dir / "ipadapter",
-            os.environ.get("MINDEDIT_IPADAPTER"),
-            "IP-Adapter file",
-            "MINDEDIT_IPADAPTER",
-            dirs=False,
-        ),
-        tiny=False,
-    )
 
 
 def load_workflow(name: str) -> dict[str, Any]:
@@ -175,23 +68,29 @@ def prepare_prompt(
     max_new_tokens: int | None = None,
     filename_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """The shipped UI workflow as an API prompt, with this run's files and settings filled in."""
+    """The shipped UI workflow as an API prompt, with this run's files and settings filled in.
+
+    The refine-only workflow has no IP-Adapter and no MIND-Edit checkpoint: those are set only in
+    the workflows that have them (which then need them in ``models``)."""
     from devkit import build_workflows as wf
-    from devkit.workflow_api import set_widget, ui_to_api
+    from devkit.workflow_api import find_node_ids, set_widget, ui_to_api
 
     prompt = ui_to_api(load_workflow(workflow_name), object_info)
     set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", models.checkpoint.name)
-    set_widget(prompt, "MindEditMLLMLoader", "model_folder", models.llm_dir.name)
-    set_widget(prompt, "MindEditMLLMLoader", "mindedit_checkpoint", models.mindedit_dir.name)
-    set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, models.ipadapter.name)
+    set_widget(prompt, wf.MLLM_LOADER, "model_folder", models.llm_dir.name)
+    if find_node_ids(prompt, wf.IPADAPTER_LOADER):
+        if models.mindedit_missing:
+            raise DemoError(f"{workflow_name} needs {models.mindedit_missing} (docs/MODELS.md).")
+        set_widget(prompt, wf.MLLM_LOADER, "mindedit_checkpoint", models.mindedit_dir.name)
+        set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, models.ipadapter.name)
     set_widget(prompt, wf.SOURCE_TITLE, "image", source_name)
     if mask_name is not None:
         set_widget(prompt, wf.MASK_TITLE, "image", mask_name)
     if instruction is not None:
-        set_widget(prompt, "MindEditRefineAndEmbed", "instruction", instruction)
+        set_widget(prompt, wf.REFINE_TITLE, "instruction", instruction)
     if max_new_tokens is not None:
-        set_widget(prompt, "MindEditRefineAndEmbed", "max_new_tokens", max_new_tokens)
-    set_widget(prompt, "MindEditRefineAndEmbed", "seed", mllm_seed)
+        set_widget(prompt, wf.REFINE_TITLE, "max_new_tokens", max_new_tokens)
+    set_widget(prompt, wf.REFINE_TITLE, "seed", mllm_seed)
     set_widget(prompt, "KSampler", "seed", seed)
     if steps is not None:
         set_widget(prompt, "KSampler", "steps", steps)
@@ -262,6 +161,61 @@ def sample_inputs(folder: Path, size: int) -> tuple[Path, Path]:
     return source, mask
 
 
+def painted_source(folder: Path, source: Path, mask: Path) -> Path:
+    """The source with the mask painted into its alpha, as ComfyUI's MaskEditor saves it
+    (transparent = edit): what an artist gets after painting on the source Load Image."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = Image.open(source).convert("RGB")
+    alpha = Image.open(mask).convert("L").resize(rgb.size, Image.NEAREST).point(lambda v: 255 - v)
+    rgb.putalpha(alpha)
+    target = folder / f"{Path(source).stem}_painted.png"
+    rgb.save(target)
+    return target
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    workflow: str
+    label: str
+    source_name: str
+    mask_name: str | None
+    instruction: str
+
+
+def demo_runs(
+    models: DemoModels, source_name: str, mask_name: str, painted_name: str, instruction: str | None
+) -> tuple[list[DemoRun], str | None]:
+    """What the demo runs, and why the MIND-Edit workflows are skipped (None when they run)."""
+    from devkit import build_workflows as wf
+
+    runs = []
+    skipped = models.mindedit_missing
+    if not skipped:
+        runs += [
+            DemoRun(wf.MASKED_WORKFLOW, "", source_name, mask_name, instruction or wf.MASKED_INSTRUCTION),
+            DemoRun(wf.EDIT_WORKFLOW, "", source_name, None, instruction or wf.EDIT_INSTRUCTION),
+        ]
+    runs += [
+        DemoRun(
+            wf.REFINE_ONLY_WORKFLOW,
+            "mask painted on the source",
+            painted_name,
+            None,
+            instruction or wf.REFINE_ONLY_INSTRUCTION,
+        ),
+        DemoRun(
+            wf.REFINE_ONLY_WORKFLOW,
+            "no mask: mask-free",
+            source_name,
+            None,
+            instruction or wf.EDIT_INSTRUCTION,
+        ),
+    ]
+    return runs, skipped
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from devkit import build_workflows as wf
     from devkit.comfyui_runtime import ComfyUIServer, PromptFailed, PromptRejected
@@ -289,33 +243,39 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"[demo] sample scaled to {size} px (tiny models; --size 0 keeps the original 512 px)")
         source_name = client.upload_image(source_path)
         mask_name = client.upload_image(mask_path)
+        painted_path = painted_source(Path(args.output).resolve() / "inputs", source_path, mask_path)
+        painted_name = client.upload_image(painted_path)
         object_info = client.object_info()
-        runs = [
-            (wf.MASKED_WORKFLOW, mask_name, args.instruction or wf.MASKED_INSTRUCTION),
-            (wf.EDIT_WORKFLOW, None, args.instruction or wf.EDIT_INSTRUCTION),
-        ]
-        for name, mask, instruction in runs:
-            print(f"\n[demo] === {name}.json: {instruction!r} ===")
+        runs, skipped = demo_runs(models, source_name, mask_name, painted_name, args.instruction)
+        if skipped:
+            print(
+                f"[demo] skipping {wf.MASKED_WORKFLOW}.json and {wf.EDIT_WORKFLOW}.json: they need {skipped}. "
+                f"{wf.REFINE_ONLY_WORKFLOW}.json needs only the VLM and the SD1.5 checkpoint."
+            )
+        thumbnails_done = set()
+        for run in runs:
+            label = f" ({run.label})" if run.label else ""
+            print(f"\n[demo] === {run.workflow}.json{label}: {run.instruction!r} ===")
             try:
                 prompt = prepare_prompt(
-                    name,
+                    run.workflow,
                     object_info,
                     models,
-                    source_name=source_name,
-                    mask_name=mask,
-                    instruction=instruction,
+                    source_name=run.source_name,
+                    mask_name=run.mask_name,
+                    instruction=run.instruction,
                     steps=steps,
                     seed=args.seed,
-                    filename_prefix=f"mindedit_demo/{name}",
+                    filename_prefix=f"mindedit_demo/{run.workflow}",
                 )
                 t0 = time.monotonic()
                 result = client.run(prompt, timeout=args.timeout).raise_for_error()
             except PromptRejected as exc:
-                print(f"[demo] ComfyUI rejected {name}:\n{exc}", file=sys.stderr)
+                print(f"[demo] ComfyUI rejected {run.workflow}:\n{exc}", file=sys.stderr)
                 failures += 1
                 continue
             except PromptFailed as exc:
-                print(f"[demo] {name} failed:\n{exc}", file=sys.stderr)
+                print(f"[demo] {run.workflow} failed:\n{exc}", file=sys.stderr)
                 failures += 1
                 continue
             print(f"[demo] finished in {time.monotonic() - t0:.1f} s")
@@ -324,13 +284,14 @@ def run_demo(args: argparse.Namespace) -> int:
             for title, text in sorted(
                 texts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99
             ):
-                print(f"[demo] {title}: {text}")
+                print(f"[demo] {title}: {text}".replace("\n", "\n[demo]     "))
             for image in result.images:
                 path = server.output_dir / image.subfolder / image.filename
                 print(f"[demo] image: {path}")
-            if args.thumbnails and result.images:
+            if args.thumbnails and result.images and run.workflow not in thumbnails_done:
+                thumbnails_done.add(run.workflow)
                 thumb = write_thumbnail(
-                    SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{name}.jpg"
+                    SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{run.workflow}.jpg"
                 )
                 print(f"[demo] thumbnail: {thumb}")
         if failures:
@@ -338,7 +299,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"\n[demo] {failures} workflow(s) failed; ComfyUI's log: {server.log_path}", file=sys.stderr
             )
             return 1
-    print(f"\n[demo] done: both workflows ran. Outputs are under {base / 'output'}.")
+    print(f"\n[demo] done: {len(runs)} workflow runs. Outputs are under {base / 'output'}.")
     return 0
 
 
@@ -355,7 +316,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=str(DEMO_OUTPUT),
         help="where ComfyUI's base directory goes (default: demo_output/)",
     )
-    parser.add_argument("--instruction", help="override the sample instruction for both workflows")
+    parser.add_argument("--instruction", help="override the sample instruction for every workflow")
     parser.add_argument(
         "--steps", type=int, help="KSampler steps (default: 4 for tiny models, 25 for real ones)"
     )

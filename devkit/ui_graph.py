@@ -7,10 +7,15 @@ with this builder, and the tests check them against a live server's ``/object_in
 Format written (the one ComfyUI's frontend saves, version 0.4):
 - ``nodes[]``: ``id``, ``type``, ``pos``, ``size``, ``flags``, ``order``, ``mode``, ``inputs`` (linked
   sockets, plus widgets converted to sockets, which carry ``"widget": {"name": ...}``), ``outputs``
-  (with the ``links`` leaving each slot), ``properties`` (``"Node name for S&R"``) and
-  ``widgets_values`` (positional: every widget, converted or not, plus UI-only values such as a
+  (with the ``links`` leaving each slot), ``properties`` (``"Node name for S&R"``, and for model
+  loaders ``models``: ``[{name, url, directory}]``, what the frontend's missing-model dialog offers
+  to download) and ``widgets_values`` (positional: every widget, converted or not, plus UI-only values such as a
   seed's ``control_after_generate`` or an image loader's upload button);
-- ``links[]``: ``[link_id, from_node, from_slot, to_node, to_slot, type]``.
+- ``links[]``: ``[link_id, from_node, from_slot, to_node, to_slot, type]``;
+- ``groups[]``: titled boxes, fitted around their nodes the way the frontend's "fit group to nodes" does.
+
+`Column` stacks nodes top to bottom at the frontend's own sizes (`devkit.node_layout`), so no two
+nodes overlap once the frontend has sized them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from devkit.node_layout import (
+    DOM_WIDGET_MIN_HEIGHT,
+    GROUP_FONT_SIZE,
+    GROUP_PADDING,
+    GROUP_TITLE_HEIGHT,
+    IMAGE_PREVIEW_MIN_HEIGHT,
+    NODE_TITLE_HEIGHT,
+    NODE_WIDGET_HEIGHT,
+    body_height,
+    node_rect,
+)
 
 
 @dataclass
@@ -47,6 +64,7 @@ class UINode:
     title: str | None = None
     color: str | None = None
     bgcolor: str | None = None
+    models: list[dict[str, str]] = field(default_factory=list)
 
     def input_slot(self, name: str) -> int:
         for i, sock in enumerate(self.inputs):
@@ -79,6 +97,7 @@ class UIGraph:
         title: str | None = None,
         color: str | None = None,
         bgcolor: str | None = None,
+        models: list[dict[str, str]] | tuple = (),
     ) -> int:
         node_id = len(self.nodes) + 1
         sockets = [Socket(n, t) for n, t in inputs] + [Socket(n, t, widget=True) for n, t in widget_inputs]
@@ -93,6 +112,7 @@ class UIGraph:
             title=title,
             color=color,
             bgcolor=bgcolor,
+            models=[dict(m) for m in models],
         )
         return node_id
 
@@ -115,8 +135,24 @@ class UIGraph:
 
     def group(self, title: str, bounding: tuple[float, float, float, float], color: str = "#3f789e") -> None:
         self.groups.append(
-            {"title": title, "bounding": list(bounding), "color": color, "font_size": 24, "flags": {}}
+            {
+                "id": len(self.groups) + 1,
+                "title": title,
+                "bounding": [round(v, 1) for v in bounding],
+                "color": color,
+                "font_size": GROUP_FONT_SIZE,
+                "flags": {},
+            }
         )
+
+    def fit_group(self, title: str, node_ids: list[int], color: str = "#3f789e") -> None:
+        """A group around ``node_ids`` (their title bars included), like the frontend's resizeTo."""
+        rects = [node_rect({"pos": self.nodes[n].pos, "size": self.nodes[n].size}) for n in node_ids]
+        left = min(r[0] for r in rects) - GROUP_PADDING
+        top = min(r[1] for r in rects) - GROUP_PADDING - GROUP_TITLE_HEIGHT
+        right = max(r[2] for r in rects) + GROUP_PADDING
+        bottom = max(r[3] for r in rects) + GROUP_PADDING
+        self.group(title, (left, top, right - left, bottom - top), color)
 
     def _execution_order(self) -> dict[int, int]:
         """A topological order (the frontend's ``order`` field): sources first."""
@@ -157,6 +193,8 @@ class UIGraph:
                 entry["outputs"].append(
                     {"name": out.name, "type": out.type, "links": out.links, "slot_index": slot}
                 )
+            if node.models:
+                entry["properties"]["models"] = node.models
             if node.title:
                 entry["title"] = node.title
             if node.color:
@@ -176,3 +214,46 @@ class UIGraph:
             "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}},
             "version": 0.4,
         }
+
+
+# Gap between the bottom of one node and the title bar of the next in a column.
+COLUMN_GAP = 24
+
+
+class Column:
+    """Places nodes one under another at ``x``, each sized as the frontend will size it.
+
+    ``tall`` lists the positions (in ``widgets``) of multiline text widgets; ``preview`` adds the
+    image preview Load Image and Save Image show; ``min_height`` keeps room for text (Notes).
+    """
+
+    def __init__(self, graph: UIGraph, x: float, y: float, width: float):
+        self.graph, self.x, self.y, self.width = graph, x, y, width
+
+    def skip(self, height: float) -> None:
+        self.y += height
+
+    def add(
+        self,
+        type: str,
+        *,
+        tall: tuple[int, ...] = (),
+        preview: bool = False,
+        text_box: bool = False,
+        min_height: float = 0,
+        width: float | None = None,
+        **kwargs: Any,
+    ) -> int:
+        widgets = kwargs.get("widgets", ())
+        heights = [DOM_WIDGET_MIN_HEIGHT if i in tall else NODE_WIDGET_HEIGHT for i in range(len(widgets))]
+        if text_box:
+            heights.append(DOM_WIDGET_MIN_HEIGHT)
+        if preview:
+            heights.append(IMAGE_PREVIEW_MIN_HEIGHT)
+        linked = [i for i in kwargs.get("inputs", ())]
+        rows = max(len(linked), len(kwargs.get("outputs", ())), 1)
+        height = max(body_height(rows, heights), min_height)
+        pos = (self.x, self.y + NODE_TITLE_HEIGHT)
+        node = self.graph.add(type, pos, size=(width or self.width, height), **kwargs)
+        self.y = pos[1] + height + COLUMN_GAP
+        return node

@@ -11,23 +11,16 @@ from .model_folders import register_model_folders
 
 register_model_folders()
 
-from . import ipadapter_nodes  # noqa: E402
+from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine  # noqa: E402
 from .mllm_loader import MindEditMLLMLoader  # noqa: E402
-from .refine import MindEditInsightEmbeds, MindEditRefineAndEmbed, MindEditRefineInstruction  # noqa: E402
+from .node_spec import mappings  # noqa: E402
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {
-    "MindEditMLLMLoader": MindEditMLLMLoader,
-    "MindEditRefineInstruction": MindEditRefineInstruction,
-    "MindEditInsightEmbeds": MindEditInsightEmbeds,
-    "MindEditRefineAndEmbed": MindEditRefineAndEmbed,
-}
-
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
-    "MindEditMLLMLoader": "MIND-Edit MLLM Loader (LLaVA-OneVision)",
-    "MindEditRefineInstruction": "MIND-Edit Refine Instruction (-> prompts)",
-    "MindEditInsightEmbeds": "MIND-Edit Insight Embeds (-> IP-Adapter EMBEDS)",
-    "MindEditRefineAndEmbed": "MIND-Edit (refine + embed)",
-}
+# Every node is declared as data (nodes/node_spec.py): it carries its own id and display name.
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings([MindEditMLLMLoader])
+for _module in (refine, mask_nodes, canvas_nodes):
+    _classes, _names = mappings(_module.NODE_CLASSES)
+    NODE_CLASS_MAPPINGS.update(_classes)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_names)
 
 # The IP-Adapter node family (nodes/ipadapter_nodes.py) is merged in: the pack exposes one mapping.
 NODE_CLASS_MAPPINGS.update(ipadapter_nodes.NODE_CLASS_MAPPINGS)

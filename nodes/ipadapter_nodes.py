@@ -19,6 +19,7 @@ import folder_paths
 
 from ..mindedit_core.ipadapter import BATCH_MAPPINGS, IPAdapter, apply_ipadapter, load_ipadapter
 from .model_folders import IPADAPTER_FOLDER
+from .node_spec import Input, NodeSpec, Output, declare, mappings
 
 CATEGORY = "MIND-Edit/IP-Adapter"
 IPADAPTER_TYPE = "MINDEDIT_IPADAPTER"
@@ -42,121 +43,118 @@ def comfy_attention(q, k, v, heads, extra_options=None):
     )
 
 
+@declare(
+    NodeSpec(
+        node_id="MindEditIPAdapterLoader",
+        display_name="MIND-Edit IP-Adapter Loader",
+        category=CATEGORY,
+        description="Loads an SD1.5 IP-Adapter (plain or plus) in any released layout.",
+        function="load",
+        inputs=(
+            Input(
+                "ipadapter_file",
+                _adapter_files,
+                "An SD1.5 IP-Adapter in ComfyUI/models/ipadapter: ip-adapter_sd15 (plain, takes [B,1024] "
+                "embeds) or ip-adapter-plus_sd15 (plus, takes [B,257,1280]). Must match the kind of the "
+                "MIND-Edit vision head.",
+            ),
+        ),
+        outputs=(
+            Output(
+                "ipadapter",
+                IPADAPTER_TYPE,
+                "The loaded adapter (image projection + per-layer key/value projections).",
+            ),
+        ),
+    )
+)
 class MindEditIPAdapterLoader:
     """Load an SD1.5 IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "ipadapter_file": (
-                    _adapter_files(),
-                    {
-                        "tooltip": "An SD1.5 IP-Adapter in ComfyUI/models/ipadapter: ip-adapter_sd15 (plain, "
-                        "takes [B,1024] embeds) or ip-adapter-plus_sd15 (plus, takes [B,257,1280]). Must match "
-                        "the kind of the MIND-Edit vision head."
-                    },
-                ),
-            }
-        }
-
-    RETURN_TYPES = (IPADAPTER_TYPE,)
-    RETURN_NAMES = ("ipadapter",)
-    OUTPUT_TOOLTIPS = ("The loaded adapter (image projection + per-layer key/value projections).",)
-    FUNCTION = "load"
-    CATEGORY = CATEGORY
-    DESCRIPTION = "Loads an SD1.5 IP-Adapter (plain or plus) in any released layout."
 
     def load(self, ipadapter_file: str):
         path = folder_paths.get_full_path_or_raise(IPADAPTER_FOLDER, ipadapter_file)
         return (load_ipadapter(path),)
 
 
+@declare(
+    NodeSpec(
+        node_id="MindEditApplyIPAdapter",
+        display_name="MIND-Edit Apply IP-Adapter (EMBEDS)",
+        category=CATEGORY,
+        description=(
+            "Applies an SD1.5 IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on all 16 cross-attention "
+            "layers, composing with other attention patches."
+        ),
+        function="apply",
+        inputs=(
+            Input("model", "MODEL", "The SD1.5 model to steer (any SD1.5 checkpoint)."),
+            Input("ipadapter", IPADAPTER_TYPE, "From MIND-Edit IP-Adapter Loader."),
+            Input(
+                "pos_embed",
+                EMBEDS_TYPE,
+                "v_insight from MIND-Edit (or any CLIP-vision-shaped EMBEDS, e.g. from IPAdapter_plus): "
+                "[B,1024] for plain adapters, [B,257,1280] for plus.",
+            ),
+            Input(
+                "weight",
+                "FLOAT",
+                "Strength of the image guidance; 0 leaves the model unchanged, negative pushes away from it.",
+                options={"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.05},
+            ),
+            Input(
+                "start_at",
+                "FLOAT",
+                "Fraction of the sampling schedule where the guidance starts (0 = first step).",
+                options={"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01},
+            ),
+            Input(
+                "end_at",
+                "FLOAT",
+                "Fraction of the schedule where it stops (1 = last step). Must be >= start_at.",
+                options={"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01},
+            ),
+            Input(
+                "batch_mapping",
+                list(BATCH_MAPPINGS),
+                "all: every latent sees every embedding in the batch. per_latent: embedding i guides "
+                "latent i (the last embedding repeats if there are fewer).",
+                options={"default": "all"},
+            ),
+            Input(
+                "neg_embed",
+                EMBEDS_TYPE,
+                "Embedding for the unconditional (negative) pass, same shape as pos_embed. Unconnected: "
+                "zeros, what plain adapters were trained with. Plus adapters were trained with the image "
+                "encoder's output for a blank image: connect MIND-Edit's neg_embeds output (a checkpoint's "
+                "stored blank-image embedding, where it has one) or IPAdapter_plus' negative.",
+                optional=True,
+            ),
+            Input(
+                "attn_mask",
+                "MASK",
+                "Where the guidance applies (1) or not (0). Any size: resized to each attention resolution.",
+                optional=True,
+            ),
+        ),
+        outputs=(Output("MODEL", "MODEL", "A patched copy of the model; the input model is unchanged."),),
+    )
+)
 class MindEditApplyIPAdapter:
     """Patch a MODEL so its cross-attention also attends to image tokens made from EMBEDS."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The SD1.5 model to steer (any SD1.5 checkpoint)."}),
-                "ipadapter": (IPADAPTER_TYPE, {"tooltip": "From MIND-Edit IP-Adapter Loader."}),
-                "pos_embed": (
-                    EMBEDS_TYPE,
-                    {
-                        "tooltip": "v_insight from MIND-Edit (or any CLIP-vision-shaped EMBEDS, e.g. from "
-                        "IPAdapter_plus): [B,1024] for plain adapters, [B,257,1280] for plus."
-                    },
-                ),
-                "weight": (
-                    "FLOAT",
-                    {
-                        "default": 1.0,
-                        "min": -1.0,
-                        "max": 3.0,
-                        "step": 0.05,
-                        "tooltip": "Strength of the image guidance; 0 leaves the model unchanged, negative "
-                        "pushes away from it.",
-                    },
-                ),
-                "start_at": (
-                    "FLOAT",
-                    {
-                        "default": 0.0,
-                        "min": 0.0,
-                        "max": 1.0,
-                        "step": 0.01,
-                        "tooltip": "Fraction of the sampling schedule where the guidance starts (0 = first step).",
-                    },
-                ),
-                "end_at": (
-                    "FLOAT",
-                    {
-                        "default": 1.0,
-                        "min": 0.0,
-                        "max": 1.0,
-                        "step": 0.01,
-                        "tooltip": "Fraction of the schedule where it stops (1 = last step). Must be >= start_at.",
-                    },
-                ),
-                "batch_mapping": (
-                    list(BATCH_MAPPINGS),
-                    {
-                        "default": "all",
-                        "tooltip": "all: every latent sees every embedding in the batch. per_latent: "
-                        "embedding i guides latent i (the last embedding repeats if there are fewer).",
-                    },
-                ),
-            },
-            "optional": {
-                "neg_embed": (
-                    EMBEDS_TYPE,
-                    {
-                        "tooltip": "Embedding for the unconditional (negative) pass, same shape as pos_embed. "
-                        "Unconnected: zeros, what plain adapters were trained with. Plus adapters were trained "
-                        "with the image encoder's output for a blank image: connect MIND-Edit's neg_embeds "
-                        "output (a checkpoint's stored blank-image embedding, where it has one) or "
-                        "IPAdapter_plus' negative."
-                    },
-                ),
-                "attn_mask": (
-                    "MASK",
-                    {
-                        "tooltip": "Where the guidance applies (1) or not (0). Any size: resized to each "
-                        "attention resolution."
-                    },
-                ),
-            },
-        }
-
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model; the input model is unchanged.",)
-    FUNCTION = "apply"
-    CATEGORY = CATEGORY
-    DESCRIPTION = (
-        "Applies an SD1.5 IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on all 16 cross-attention "
-        "layers, composing with other attention patches."
-    )
+    def VALIDATE_INPUTS(cls, start_at=None, end_at=None):
+        """Queue-time: the schedule window (ComfyUI leaves the min/max of these two to us)."""
+        for name, value in (("start_at", start_at), ("end_at", end_at)):
+            problem = cls.SPEC.range_problem(name, value)
+            if problem:
+                return f"MIND-Edit Apply IP-Adapter: {problem}."
+        if start_at is not None and end_at is not None and start_at > end_at:
+            return (
+                f"MIND-Edit Apply IP-Adapter: start_at ({start_at}) is after end_at ({end_at}): the guidance "
+                "would never run. Set start_at <= end_at (0 and 1 = the whole schedule)."
+            )
+        return True
 
     def apply(
         self,
@@ -185,12 +183,4 @@ class MindEditApplyIPAdapter:
         return (patched,)
 
 
-NODE_CLASS_MAPPINGS = {
-    "MindEditIPAdapterLoader": MindEditIPAdapterLoader,
-    "MindEditApplyIPAdapter": MindEditApplyIPAdapter,
-}
-
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "MindEditIPAdapterLoader": "MIND-Edit IP-Adapter Loader",
-    "MindEditApplyIPAdapter": "MIND-Edit Apply IP-Adapter (EMBEDS)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings([MindEditIPAdapterLoader, MindEditApplyIPAdapter])

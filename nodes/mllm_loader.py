@@ -1,4 +1,6 @@
-"""Node: load a supported VLM (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL; + optional MIND-Edit checkpoint) under ComfyUI's memory manager.
+"""Node: load a supported VLM (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) + optional MIND-Edit checkpoint.
+
+The model lives under ComfyUI's memory manager.
 
 Loading happens when the node executes, never at import; ComfyUI caches the output while the
 widgets are unchanged, so the model is loaded once per session and re-used by every run.
@@ -14,6 +16,7 @@ from ..mindedit_core.mllm.quantization import QUANTIZATIONS as QUANTIZATION_NAME
 from ..mindedit_core.mllm.quantization import check_quantization
 from . import model_folders
 from .comfy_mllm_patcher import MLLMHandle, mllm_device_plan, resolve_dtype, wrap_mllm
+from .node_spec import Input, NodeSpec, Output, declare
 
 LOG = logging.getLogger("MIND-Edit")
 
@@ -25,68 +28,63 @@ QUANTIZATIONS = list(QUANTIZATION_NAMES)
 ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
 
 
+@declare(
+    NodeSpec(
+        node_id="MindEditMLLMLoader",
+        display_name="MIND-Edit MLLM Loader",
+        category=CATEGORY,
+        description=(
+            "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM "
+            "and, optionally, a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
+            "memory manager moves it to the GPU when used and offloads it when the diffusion model needs "
+            "room ('Unload models' frees it)."
+        ),
+        function="load",
+        inputs=(
+            Input(
+                "model_folder",
+                model_folders.llm_choices,
+                "A vision-language model folder in Hugging Face layout under models/LLM: LLaVA-OneVision "
+                "(e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL (e.g. "
+                "Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint was trained "
+                "on (same family and size).",
+            ),
+            Input(
+                "mindedit_checkpoint",
+                model_folders.checkpoint_choices,
+                "A MIND-Edit checkpoint folder under models/mindedit (mindedit.json, vision_head.safetensors, "
+                "optional lora/). 'none' loads the base model only: it can refine prompts but has no vision "
+                "head, so it cannot produce v_insight embeds.",
+            ),
+            Input(
+                "dtype",
+                DTYPES,
+                "Weight precision. 'auto' picks what ComfyUI picks for the device: bfloat16 if supported, "
+                "else float16, float32 on the CPU.",
+                options={"default": "auto"},
+            ),
+            Input(
+                "quantization",
+                QUANTIZATIONS,
+                "bitsandbytes 8-bit or 4-bit (nf4) weights to save VRAM (7B: ~15 GiB bf16, ~6 GiB 4-bit). "
+                "Needs a CUDA GPU and the bitsandbytes package; quantized weights stay on the GPU.",
+                options={"default": "none"},
+            ),
+            Input(
+                "attention",
+                ATTENTIONS,
+                "Attention implementation: sdpa (PyTorch, works everywhere), eager (slowest, most "
+                "compatible), flash_attention_2 (needs the flash-attn package).",
+                options={"default": "sdpa"},
+            ),
+        ),
+        outputs=(
+            Output("mllm", MLLM_TYPE, "The loaded MLLM; connect it to the MIND-Edit refine / embed nodes."),
+        ),
+    )
+)
 class MindEditMLLMLoader:
     """Load the MLLM that refines instructions and predicts v_insight."""
-
-    DESCRIPTION = (
-        "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM and, optionally, a MIND-Edit checkpoint "
-        "(LoRA + vision head) from models/mindedit. ComfyUI's memory manager moves it to the GPU when "
-        "used and offloads it when the diffusion model needs room ('Unload models' frees it)."
-    )
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = (MLLM_TYPE,)
-    RETURN_NAMES = ("mllm",)
-    OUTPUT_TOOLTIPS = ("The loaded MLLM; connect it to the MIND-Edit refine / embed nodes.",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model_folder": (
-                    model_folders.llm_choices(),
-                    {
-                        "tooltip": "A vision-language model folder in Hugging Face layout under models/LLM: "
-                        "LLaVA-OneVision (e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL "
-                        "(e.g. Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint "
-                        "was trained on (same family and size)."
-                    },
-                ),
-                "mindedit_checkpoint": (
-                    model_folders.checkpoint_choices(),
-                    {
-                        "tooltip": "A MIND-Edit checkpoint folder under models/mindedit (mindedit.json, "
-                        "vision_head.safetensors, optional lora/). 'none' loads the base model only: it can "
-                        "refine prompts but has no vision head, so it cannot produce v_insight embeds."
-                    },
-                ),
-                "dtype": (
-                    DTYPES,
-                    {
-                        "default": "auto",
-                        "tooltip": "Weight precision. 'auto' picks what ComfyUI picks for the device: "
-                        "bfloat16 if supported, else float16, float32 on the CPU.",
-                    },
-                ),
-                "quantization": (
-                    QUANTIZATIONS,
-                    {
-                        "default": "none",
-                        "tooltip": "bitsandbytes 8-bit or 4-bit (nf4) weights to save VRAM (7B: ~15 GiB "
-                        "bf16, ~6 GiB 4-bit). Needs a CUDA GPU and the bitsandbytes package; quantized "
-                        "weights stay on the GPU.",
-                    },
-                ),
-                "attention": (
-                    ATTENTIONS,
-                    {
-                        "default": "sdpa",
-                        "tooltip": "Attention implementation: sdpa (PyTorch, works everywhere), eager "
-                        "(slowest, most compatible), flash_attention_2 (needs the flash-attn package).",
-                    },
-                ),
-            }
-        }
 
     def load(
         self, model_folder: str, mindedit_checkpoint: str, dtype: str, quantization: str, attention: str

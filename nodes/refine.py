@@ -11,76 +11,68 @@ import torch
 
 from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
 from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
+from ..mindedit_core.prompting import MAX_INSTRUCTION_CHARS, bound_instruction
 from .comfy_mllm_patcher import MLLMHandle
 from .mllm_loader import CATEGORY, MLLM_TYPE
 from .mllm_pass import PassOutcome, compute_pass
+from .node_spec import Input, NodeSpec, Output, declare
 
 DEFAULT_INSTRUCTION = "make it look like autumn"
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-def mllm_inputs() -> dict:
-    """The input spec every MLLM-running node shares (required + optional)."""
-    return {
-        "required": {
-            "mllm": (MLLM_TYPE, {"tooltip": "The MLLM from 'MIND-Edit MLLM Loader'."}),
-            "image": (
-                "IMAGE",
-                {"tooltip": "The source image to edit (only the first image of a batch is read)."},
-            ),
-            "instruction": (
-                "STRING",
-                {
-                    "multiline": True,
-                    "default": DEFAULT_INSTRUCTION,
-                    "tooltip": "What to change, in your own words (it may be vague, e.g. 'make it cosier'). "
-                    "The MLLM turns it into precise positive and negative prompts for Stable Diffusion.",
-                },
-            ),
-            "seed": (
-                "INT",
-                {
-                    "default": 0,
-                    "min": 0,
-                    "max": SEED_MAX,
-                    "control_after_generate": "fixed",
-                    "tooltip": "Seed for the MLLM's sampling. Keep it 'fixed' so re-queueing with a new "
-                    "KSampler seed reuses the cached prompts instead of running the MLLM again.",
-                },
-            ),
-            "max_new_tokens": (
-                "INT",
-                {
-                    "default": DEFAULT_MAX_NEW_TOKENS,
-                    "min": 16,
-                    "max": 2048,
-                    "step": 8,
-                    "tooltip": "Upper bound on the MLLM's answer length; the answer normally stops earlier.",
-                },
-            ),
-            "max_image_side": (
-                "INT",
-                {
-                    "default": DEFAULT_MAX_IMAGE_SIDE,
-                    "min": 64,
-                    "max": 4096,
-                    "step": 8,
-                    "tooltip": "The image is downscaled to this longest side before the MLLM reads it "
-                    "(visual tokens at 384 / 1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, "
-                    "Qwen3-VL ~140 / ~1,000). Only affects the MLLM, not the edit.",
-                },
-            ),
-        },
-        "optional": {
-            "mask": (
-                "MASK",
-                {
-                    "tooltip": "Optional edit region (white = edit). The MLLM sees it outlined on the image "
-                    "and describes only that area. Leave empty for a mask-free edit."
-                },
-            ),
-        },
-    }
+MLLM_INPUTS = (
+    Input("mllm", MLLM_TYPE, "The MLLM from 'MIND-Edit MLLM Loader'."),
+    Input("image", "IMAGE", "The source image to edit (only the first image of a batch is read)."),
+    Input(
+        "instruction",
+        "STRING",
+        "What to change, in your own words (it may be vague, e.g. 'make it cosier'). The MLLM turns it "
+        f"into precise positive and negative prompts for Stable Diffusion. At most {MAX_INSTRUCTION_CHARS:,} "
+        "characters are read (a longer one is cut, and the status says so).",
+        options={"multiline": True, "default": DEFAULT_INSTRUCTION},
+    ),
+    Input(
+        "seed",
+        "INT",
+        "Seed for the MLLM's sampling. Keep it 'fixed' so re-queueing with a new KSampler seed reuses the "
+        "cached prompts instead of running the MLLM again.",
+        options={"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": "fixed"},
+    ),
+    Input(
+        "max_new_tokens",
+        "INT",
+        "Upper bound on the MLLM's answer length; the answer normally stops earlier.",
+        options={"default": DEFAULT_MAX_NEW_TOKENS, "min": 16, "max": 2048, "step": 8},
+    ),
+    Input(
+        "max_image_side",
+        "INT",
+        "The image is downscaled to this longest side before the MLLM reads it (visual tokens at 384 / "
+        "1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, Qwen3-VL ~140 / ~1,000). Only "
+        "affects the MLLM, not the edit.",
+        options={"default": DEFAULT_MAX_IMAGE_SIDE, "min": 64, "max": 4096, "step": 8},
+    ),
+    Input(
+        "mask",
+        "MASK",
+        "Optional edit region (white = edit). The MLLM sees it outlined on the image and describes only "
+        "that area. Leave empty for a mask-free edit.",
+        optional=True,
+    ),
+)
+
+
+def _spec(node_id: str, display_name: str, description: str, function: str, outputs) -> NodeSpec:
+    return NodeSpec(
+        node_id=node_id,
+        display_name=display_name,
+        category=CATEGORY,
+        description=description,
+        function=function,
+        inputs=MLLM_INPUTS,
+        outputs=tuple(outputs),
+    )
 
 
 def negative_embeds_like(v_insight: torch.Tensor) -> torch.Tensor:
@@ -103,93 +95,108 @@ def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
     return outcome.v_insight, negative_embeds_like(outcome.v_insight)
 
 
+def empty_instruction_problem(instruction=None) -> str | None:
+    """Queue-time check: an empty instruction gives the MLLM nothing to refine (linked: unknown yet)."""
+    if instruction is not None and not str(instruction).strip():
+        return (
+            "MIND-Edit: the instruction is empty. Write what to change in your own words "
+            "(e.g. 'make the sky a warm sunset'), then queue again."
+        )
+    return None
+
+
+class _MLLMNode:
+    """What every MLLM-running node shares beyond its declaration: the queue-time checks."""
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, instruction=None):
+        return empty_instruction_problem(instruction) or True
+
+
 def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
     options = PassOptions(
         seed=int(seed), max_new_tokens=int(max_new_tokens), max_image_side=int(max_image_side)
     )
-    return compute_pass(mllm, image, mask, instruction, options)
+    return compute_pass(mllm, image, mask, bound_instruction(instruction).text, options)
 
 
-class MindEditRefineInstruction:
-    """Vague instruction -> precise positive / negative prompts."""
+def status_of(outcome: PassOutcome, instruction: str) -> str:
+    """The pass's status line, with a warning first when the instruction was cut."""
+    note = bound_instruction(instruction).note
+    return f"WARNING: {note} | {outcome.status}" if note else outcome.status
 
-    DESCRIPTION = (
+
+POSITIVE = Output("positive", "STRING", "Refined positive prompt for Stable Diffusion.")
+NEGATIVE = Output("negative", "STRING", "Refined negative prompt.")
+RAW_ANSWER = Output("raw_answer", "STRING", "The MLLM's answer before parsing (for inspection).")
+STATUS = Output(
+    "status", "STRING", "'ok' or the parser's fallback warning, any instruction cut, and the model used."
+)
+POS_EMBEDS = Output(
+    "pos_embeds",
+    "EMBEDS",
+    "v_insight, shaped like the CLIP-vision output the IP-Adapter expects ([1,1024] plain, [1,257,1280] plus).",
+)
+NEG_EMBEDS = Output("neg_embeds", "EMBEDS", "The matching unconditional embedding (zeros).")
+
+
+@declare(
+    _spec(
+        "MindEditRefineInstruction",
+        "MIND-Edit Refine Instruction (-> prompts)",
         "Runs the MIND-Edit MLLM on the image and your instruction and outputs refined positive and "
         "negative prompts (connect them to CLIP Text Encode's 'text' input), the raw answer and a status "
-        "line that shows parser fallbacks."
+        "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint.",
+        "refine",
+        (POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "refine"
-    RETURN_TYPES = ("STRING", "STRING", "STRING", "STRING")
-    RETURN_NAMES = ("positive", "negative", "raw_answer", "status")
-    OUTPUT_TOOLTIPS = (
-        "Refined positive prompt for Stable Diffusion.",
-        "Refined negative prompt.",
-        "The MLLM's answer before parsing (for inspection).",
-        "'ok' or the parser's fallback warning, plus the model used.",
-    )
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return mllm_inputs()
+)
+class MindEditRefineInstruction(_MLLMNode):
+    """Vague instruction -> precise positive / negative prompts."""
 
     def refine(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
         outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
-        return (outcome.positive, outcome.negative, outcome.raw, outcome.status)
+        return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction))
 
 
-class MindEditInsightEmbeds:
-    """v_insight as IP-Adapter EMBEDS (positive + negative)."""
-
-    DESCRIPTION = (
+@declare(
+    _spec(
+        "MindEditInsightEmbeds",
+        "MIND-Edit Insight Embeds (-> IP-Adapter EMBEDS)",
         "Predicts v_insight with the MIND-Edit vision head and outputs it as EMBEDS for the MIND-Edit "
         "IP-Adapter node (or ComfyUI_IPAdapter_plus 'IPAdapter Embeds'). With the same inputs as the "
-        "refine node, the MLLM runs once for both."
+        "refine node, the MLLM runs once for both.",
+        "embed",
+        (POS_EMBEDS, NEG_EMBEDS),
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "embed"
-    RETURN_TYPES = ("EMBEDS", "EMBEDS")
-    RETURN_NAMES = ("pos_embeds", "neg_embeds")
-    OUTPUT_TOOLTIPS = (
-        "v_insight, shaped like the CLIP-vision output the IP-Adapter expects ([1,1024] plain, [1,257,1280] plus).",
-        "The matching unconditional embedding (zeros).",
-    )
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return mllm_inputs()
+)
+class MindEditInsightEmbeds(_MLLMNode):
+    """v_insight as IP-Adapter EMBEDS (positive + negative)."""
 
     def embed(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
         require_head(mllm)
         return embeds_of(_run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask))
 
 
-class MindEditRefineAndEmbed:
-    """Both outputs of one MLLM pass, for simple graphs (one instruction box)."""
-
-    DESCRIPTION = (
+@declare(
+    _spec(
+        "MindEditRefineAndEmbed",
+        "MIND-Edit (refine + embed)",
         "MIND-Edit in one node: refined positive / negative prompts and v_insight EMBEDS from a single "
-        "MLLM pass. Connect the prompts to CLIP Text Encode and the embeds to the IP-Adapter node."
+        "MLLM pass. Connect the prompts to CLIP Text Encode and the embeds to the IP-Adapter node.",
+        "run",
+        (POSITIVE, NEGATIVE, POS_EMBEDS, NEG_EMBEDS, RAW_ANSWER, STATUS),
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "run"
-    RETURN_TYPES = ("STRING", "STRING", "EMBEDS", "EMBEDS", "STRING", "STRING")
-    RETURN_NAMES = ("positive", "negative", "pos_embeds", "neg_embeds", "raw_answer", "status")
-    OUTPUT_TOOLTIPS = (
-        MindEditRefineInstruction.OUTPUT_TOOLTIPS[0],
-        MindEditRefineInstruction.OUTPUT_TOOLTIPS[1],
-        MindEditInsightEmbeds.OUTPUT_TOOLTIPS[0],
-        MindEditInsightEmbeds.OUTPUT_TOOLTIPS[1],
-        MindEditRefineInstruction.OUTPUT_TOOLTIPS[2],
-        MindEditRefineInstruction.OUTPUT_TOOLTIPS[3],
-    )
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return mllm_inputs()
+)
+class MindEditRefineAndEmbed(_MLLMNode):
+    """Both outputs of one MLLM pass, for simple graphs (one instruction box)."""
 
     def run(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
         require_head(mllm)
         outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
         pos, neg = embeds_of(outcome)
-        return (outcome.positive, outcome.negative, pos, neg, outcome.raw, outcome.status)
+        status = status_of(outcome, instruction)
+        return (outcome.positive, outcome.negative, pos, neg, outcome.raw, status)
+
+
+NODE_CLASSES = [MindEditRefineInstruction, MindEditInsightEmbeds, MindEditRefineAndEmbed]

@@ -62,18 +62,46 @@ def test_placeholders_and_other_files_beside_the_models_are_not_picked(tmp_path,
 def test_a_missing_folder_or_model_names_what_to_put_where(tmp_path, monkeypatch):
     for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
         monkeypatch.delenv(var, raising=False)
-    root = _models_dir(tmp_path, ckpts=())
-    with pytest.raises(
-        demo.DemoError, match=r"MIND-Edit checkpoint: nothing usable in .*mindedit.*mindedit\.json"
-    ):
+    root = _models_dir(tmp_path, llm=())
+    with pytest.raises(demo.DemoError, match=r"VLM folder: nothing usable in .*LLM.*config\.json"):
         demo.configured_models(root)
     with pytest.raises(demo.DemoError, match=r"checkpoints does not exist"):
         demo.configured_models(tmp_path / "elsewhere")
-    (root / "mindedit" / "c").mkdir()
-    (root / "mindedit" / "c" / "mindedit.json").write_text("{}")
-    monkeypatch.setenv("MINDEDIT_LLM", "gone")
-    with pytest.raises(demo.DemoError, match=r"\$MINDEDIT_LLM='gone'.*does not exist"):
+    (root / "LLM" / "v").mkdir()
+    (root / "LLM" / "v" / "config.json").write_text("{}")
+    monkeypatch.setenv("MINDEDIT_CHECKPOINT", "gone")
+    with pytest.raises(demo.DemoError, match=r"\$MINDEDIT_CHECKPOINT='gone'.*does not exist"):
         demo.configured_models(root)
+
+
+def test_public_weights_alone_run_the_refine_only_workflow_and_say_why(tmp_path, monkeypatch):
+    """No MIND-Edit checkpoint and no IP-Adapter (day one): not an error, the MIND-Edit workflows skip."""
+    from devkit import build_workflows as wf
+
+    for var in ("MINDEDIT_SD15", "MINDEDIT_LLM", "MINDEDIT_CHECKPOINT", "MINDEDIT_IPADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    root = _models_dir(tmp_path, ckpts=(), ipa=())
+    models = demo.configured_models(root)
+    assert models.mindedit_dir is None and models.ipadapter is None
+    assert set(models.comfy_models()) == {"checkpoints", "LLM"}
+    runs, skipped = demo.demo_runs(models, "src.png", "mask.png", "painted.png", None)
+    assert {run.workflow for run in runs} == {wf.REFINE_ONLY_WORKFLOW}
+    assert "models/mindedit" in skipped and "models/ipadapter" in skipped
+    assert [run.source_name for run in runs] == ["painted.png", "src.png"]
+    full = demo.configured_models(_models_dir(tmp_path / "full"))
+    runs, skipped = demo.demo_runs(full, "src.png", "mask.png", "painted.png", "add snow")
+    assert skipped is None and [run.workflow for run in runs][:2] == [wf.MASKED_WORKFLOW, wf.EDIT_WORKFLOW]
+    assert {run.instruction for run in runs} == {"add snow"}
+
+
+def test_the_painted_source_carries_the_mask_in_its_alpha(tmp_path):
+    source, mask = demo.sample_inputs(tmp_path, 64)
+    painted = Image.open(demo.painted_source(tmp_path, source, mask))
+    assert painted.mode == "RGBA" and painted.size == (64, 64)
+    alpha = np.asarray(painted)[..., 3]
+    edit = np.asarray(Image.open(mask)) > 127
+    assert (alpha[edit] == 0).all() and (alpha[~edit] == 255).all(), "MaskEditor: transparent = edit"
+    assert np.array_equal(np.asarray(painted)[..., :3], np.asarray(Image.open(source)))
 
 
 def test_sample_inputs_are_scaled_and_the_mask_stays_binary(tmp_path):

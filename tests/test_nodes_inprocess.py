@@ -49,6 +49,21 @@ def test_import_registers_the_three_model_folders_once(pack, folder_paths):
     assert ".safetensors" in folder_paths.folder_names_and_paths["ipadapter"][1]
 
 
+def test_the_workflows_model_metadata_names_the_folders_the_loaders_read(pack, folder_paths):
+    from devkit import build_workflows as wf
+
+    ipadapter_nodes = pack_module("nodes.ipadapter_nodes")
+    model_folders = pack_module("nodes.model_folders")
+    assert (
+        wf.IPADAPTER_MODEL["directory"] == ipadapter_nodes.IPADAPTER_FOLDER == model_folders.IPADAPTER_FOLDER
+    )
+    for entry in (wf.IPADAPTER_MODEL, wf.CHECKPOINT_MODEL):
+        assert folder_paths.get_folder_paths(entry["directory"]), entry
+        assert any(
+            entry["name"].endswith(ext) for ext in folder_paths.folder_names_and_paths[entry["directory"]][1]
+        )
+
+
 def test_llm_dropdown_lists_hf_folders_nested_and_skips_others(isolated_folders):
     model_folders = pack_module("nodes.model_folders")
     llm = isolated_folders["LLM"]
@@ -306,6 +321,71 @@ def test_cancel_raises_comfys_interrupt_and_caches_nothing(pack):
         mm.interrupt_current_processing(False)
 
 
+def test_a_long_instruction_is_cut_for_the_mllm_and_the_status_says_so(pack):
+    from mindedit_core.prompting import MAX_INSTRUCTION_CHARS
+
+    refine = pack_module("nodes.refine")
+    mllm = CountingMLLM()
+    long = "make it nice " * 1540
+    *_, status = refine.MindEditRefineInstruction().refine(_handle(mllm), _image(), long, 0, 64, 384)
+    assert len(mllm.calls[0]["instruction"]) <= MAX_INSTRUCTION_CHARS
+    assert status.startswith("WARNING: the instruction has 20,019 characters") and "model: fake" in status
+    *_, short_status = refine.MindEditRefineInstruction().refine(_handle(mllm), _image(), "short", 0, 64, 384)
+    assert short_status.startswith("ok")
+
+
+def test_an_empty_instruction_is_refused_at_queue_time(pack):
+    refine = pack_module("nodes.refine")
+    for cls in (
+        refine.MindEditRefineInstruction,
+        refine.MindEditInsightEmbeds,
+        refine.MindEditRefineAndEmbed,
+    ):
+        assert "instruction is empty" in cls.VALIDATE_INPUTS(instruction="  \n")
+        assert cls.VALIDATE_INPUTS(instruction="add a hat") is True
+        assert cls.VALIDATE_INPUTS() is True, "a linked instruction is checked when it arrives"
+
+
+def test_the_ip_adapter_schedule_window_is_checked_at_queue_time(pack):
+    apply = pack_module("nodes.ipadapter_nodes").MindEditApplyIPAdapter
+    assert apply.VALIDATE_INPUTS(start_at=0.2, end_at=0.8) is True
+    assert apply.VALIDATE_INPUTS() is True, "linked values are checked when they arrive"
+    assert "start_at (0.9) is after end_at (0.1)" in apply.VALIDATE_INPUTS(start_at=0.9, end_at=0.1)
+    # ComfyUI skips its own min/max for the inputs VALIDATE_INPUTS names: the declaration's apply.
+    assert "end_at = 1.5 is above its maximum 1.0" in apply.VALIDATE_INPUTS(start_at=0.0, end_at=1.5)
+    assert "start_at = -0.1 is below its minimum 0.0" in apply.VALIDATE_INPUTS(start_at=-0.1)
+
+
+def test_edit_region_node_picks_the_alpha_mask_and_reports_it(pack):
+    mask_nodes = pack_module("nodes.mask_nodes")
+    image = torch.rand((1, 32, 48, 3))
+    black_rgb = torch.zeros((1, 32, 48, 3))
+    alpha = torch.zeros((1, 32, 48))
+    alpha[:, :16, :] = 1.0
+    mllm_mask, edit_mask, status = mask_nodes.MindEditEditRegion().choose(
+        image, torch.zeros((1, 64, 64)), black_rgb, alpha
+    )
+    assert torch.equal(mllm_mask, alpha) and torch.equal(edit_mask, alpha)
+    assert "alpha" in status and "50.0%" in status
+    empty_mllm, whole, free_status = mask_nodes.MindEditEditRegion().choose(image)
+    assert torch.count_nonzero(empty_mllm) == 0 and torch.all(whole == 1) and "mask-free" in free_status
+
+
+def test_status_node_joins_every_connected_line(pack):
+    mask_nodes = pack_module("nodes.mask_nodes")
+    (text,) = mask_nodes.MindEditStatus().join("ok: parsed", None, "size: 64x64, as given")
+    assert text == "ok: parsed\nsize: 64x64, as given"
+
+
+def test_pad_and_paste_nodes_round_trip_the_size(pack):
+    canvas_nodes = pack_module("nodes.canvas_nodes")
+    source = torch.rand((1, 389, 517, 3))
+    (padded,) = canvas_nodes.MindEditPadForVAE().pad(source)
+    assert padded.shape[1:3] == (392, 520)
+    image, status = canvas_nodes.MindEditPasteEdit().paste(source, padded)
+    assert torch.equal(image, source) and "517x389" in status
+
+
 # -- schema ----------------------------------------------------------------------------------------
 
 
@@ -318,6 +398,17 @@ def test_every_input_of_every_mllm_node_has_a_tooltip(pack):
                 assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert cls.CATEGORY.startswith("MIND-Edit")
         assert node_id in pack.NODE_DISPLAY_NAME_MAPPINGS
+
+
+def test_every_node_is_declared_as_data(pack):
+    """One declaration per node: ComfyUI's V1 attributes and the display name all come from SPEC."""
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.SPEC
+        assert spec.node_id == node_id and pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == spec.display_name
+        assert cls.INPUT_TYPES() == spec.input_types()
+        assert tuple(o.type for o in spec.outputs) == cls.RETURN_TYPES
+        assert all(o.tooltip for o in spec.outputs) and all(i.tooltip for i in spec.inputs)
+        assert callable(getattr(cls, spec.function)) and spec.category == cls.CATEGORY
 
 
 def test_widget_order_is_frozen(pack):
@@ -349,6 +440,16 @@ def test_widget_order_is_frozen(pack):
         seed = spec["required"]["seed"][1]
         assert seed["default"] == 0 and seed["control_after_generate"] == "fixed"
         assert spec["required"]["max_image_side"][1]["default"] == 384
+    frozen = {
+        "MindEditEditRegion": (["image"], ["painted_mask", "mask_image", "mask_alpha"]),
+        "MindEditStatus": ([], ["mllm_status", "mask_status", "image_status"]),
+        "MindEditPadForVAE": (["image"], []),
+        "MindEditPasteEdit": (["source", "edited"], ["edit_mask"]),
+    }
+    for node_id, (required, optional) in frozen.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+        assert list(spec["required"]) == required, node_id
+        assert list(spec.get("optional", {})) == optional, node_id
 
 
 # -- the real tiny MLLM through the loader node ------------------------------------------------------

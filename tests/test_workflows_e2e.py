@@ -99,6 +99,10 @@ def test_object_info_lists_every_node_of_the_pack_with_tooltips(e2e):
         "MindEditRefineInstruction",
         "MindEditInsightEmbeds",
         "MindEditRefineAndEmbed",
+        "MindEditEditRegion",
+        "MindEditStatus",
+        "MindEditPadForVAE",
+        "MindEditPasteEdit",
         wf.IPADAPTER_LOADER,
         wf.IPADAPTER_APPLY,
     }
@@ -157,6 +161,42 @@ def test_shipped_workflow_agrees_with_object_info(e2e, name):
         )
 
 
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_the_frontend_never_grows_a_node_of_a_shipped_workflow(e2e, name):
+    """On load the frontend resizes each node to at least its computeSize(); every stored size is
+    already that big, so the static no-overlap check (test_workflows_static.py) holds once loaded."""
+    from devkit.node_layout import frontend_size
+
+    info = e2e["object_info"]
+    workflow = json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())
+    for node in workflow["nodes"]:
+        width, height = frontend_size(node, info.get(node["type"]))
+        stored_w, stored_h = node["size"]
+        assert width <= stored_w and height <= stored_h, (
+            f"{name}: node {node['id']} ({node['type']}) is {stored_w}x{stored_h}, the frontend makes it "
+            f"{width:.0f}x{height:.0f}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_each_loaders_model_directory_is_the_folder_its_dropdown_lists(e2e, name):
+    """The frontend's missing-model dialog downloads into `directory`: what the node lists lives there."""
+    from devkit.workflow_api import widget_slots
+
+    info = e2e["object_info"]
+    models_dir = e2e["server"].base_dir / "models"
+    for node in json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())["nodes"]:
+        for entry in node["properties"].get("models", []):
+            (slot,) = [
+                s
+                for s in widget_slots(info[node["type"]])
+                if s.name in ("ckpt_name", wf.IPADAPTER_FILE_INPUT)
+            ]
+            listed = info[node["type"]]["input"]["required"][slot.name][0]
+            present = {p.name for p in (models_dir / entry["directory"]).iterdir()}
+            assert listed and set(listed) <= present, (node["type"], entry["directory"], listed, present)
+
+
 # -- running ----------------------------------------------------------------------------------------
 
 
@@ -190,32 +230,96 @@ def test_masked_workflow_edits_inside_the_mask_and_keeps_every_other_pixel(e2e, 
     )
     texts = preview_texts(result, prompt)
     assert wf.POSITIVE_PREVIEW_TITLE in texts and wf.NEGATIVE_PREVIEW_TITLE in texts
-    assert texts[wf.STATUS_PREVIEW_TITLE].startswith(("ok", "WARNING")), texts
+    status = texts[wf.STATUS_PREVIEW_TITLE]
+    assert status.startswith(("ok", "WARNING")), texts
+    coverage = 100 * e2e["mask"].mean()
+    assert "red channel" in status and f"covers {coverage:.1f}% of the image" in status, status
+    assert f"size: {SIZE}x{SIZE}, as given" in status
 
 
 def test_requeue_with_only_a_new_ksampler_seed_does_not_rerun_the_mllm(e2e, masked_run):
     _, first = masked_run
     prompt = _prompt(e2e, wf.MASKED_WORKFLOW, seed=12)
     second = e2e["client"].run(prompt, timeout=300).raise_for_error()
-    mllm_nodes = _ids_of(prompt, "MindEditMLLMLoader") + _ids_of(prompt, "MindEditRefineAndEmbed")
+    mllm_nodes = _ids_of(prompt, wf.MLLM_LOADER) + _ids_of(prompt, "MindEditRefineAndEmbed")
     assert len(mllm_nodes) == 2
     assert set(mllm_nodes) <= set(second.cached_nodes), f"MLLM nodes re-ran; cached: {second.cached_nodes}"
     assert set(_ids_of(prompt, "KSampler")) <= set(second.executed_nodes)
     assert not np.array_equal(_output_pixels(first), _output_pixels(second)), "a new seed gave the same image"
 
 
-def test_mask_free_workflow_produces_an_image(e2e, edit_run):
+def test_mask_free_workflow_edits_through_the_ip_adapter(e2e, edit_run):
+    """The edit differs from the source, and v_insight matters: IP-Adapter weight 0 gives another image."""
+    from devkit.workflow_api import set_widget
+
     prompt, result = edit_run
     out = _output_pixels(result)
     assert out.shape == e2e["source"].shape
     assert not np.array_equal(out, e2e["source"])
     assert preview_texts(result, prompt).get(wf.STATUS_PREVIEW_TITLE)
+    unguided = _prompt(e2e, wf.EDIT_WORKFLOW, seed=7)
+    set_widget(unguided, wf.IPADAPTER_APPLY, "weight", 0.0)
+    without = _output_pixels(e2e["client"].run(unguided, timeout=300).raise_for_error())
+    assert np.abs(out.astype(int) - without.astype(int)).max() > 0, "the IP-Adapter did not change the result"
 
 
-def test_swapping_the_checkpoint_widget_to_another_sd15_file_works(e2e, edit_run, tiny_sd15_sites16_alt):
+def _upload(e2e, tmp_path, name, image: Image.Image) -> str:
+    image.save(tmp_path / name)
+    return e2e["client"].upload_image(tmp_path / name)
+
+
+def test_mask_free_workflow_gives_back_an_odd_size(e2e, tmp_path):
+    """VAE Encode crops to multiples of 8; the workflow pads and crops back to the source's size."""
+    odd = Image.open(SAMPLE_SOURCE).convert("RGB").resize((61, 43), Image.BICUBIC)
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=3, source_name=_upload(e2e, tmp_path, "odd.png", odd))
+    result = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    assert _output_pixels(result).shape == (43, 61, 3)
+    status = preview_texts(result, prompt)[wf.STATUS_PREVIEW_TITLE]
+    assert "size: 61x43, as given" in status and "cropped back" in status, status
+
+
+def _masked_status(e2e, tmp_path, mask: Image.Image, seed: int) -> tuple[str, np.ndarray]:
+    name = _upload(e2e, tmp_path, f"mask_{seed}.png", mask)
+    prompt = _prompt(e2e, wf.MASKED_WORKFLOW, seed=seed, mask_name=name)
+    result = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    return preview_texts(result, prompt)[wf.STATUS_PREVIEW_TITLE], _output_pixels(result)
+
+
+def test_an_all_black_mask_is_a_mask_free_edit_said_on_the_status(e2e, tmp_path):
+    status, out = _masked_status(e2e, tmp_path, Image.new("L", (SIZE, SIZE), 0), seed=21)
+    assert "mask-free" in status, status
+    changed = (np.abs(out.astype(int) - e2e["source"].astype(int)).max(axis=-1) > 0).mean()
+    assert changed > 0.5, "an empty mask must not return the source unchanged"
+
+
+def test_a_mask_only_in_the_alpha_channel_and_of_another_size_is_used_and_reported(e2e, tmp_path):
+    """RGB black, alpha transparent over the ball, at half the image's size."""
+    from scipy.ndimage import binary_dilation
+
+    half = Image.fromarray((e2e["mask"] * 255).astype(np.uint8)).resize((SIZE // 2, SIZE // 2), Image.NEAREST)
+    rgba = Image.new("RGBA", half.size, (0, 0, 0, 255))
+    rgba.putalpha(half.point(lambda v: 255 - v))
+    status, out = _masked_status(e2e, tmp_path, rgba, seed=22)
+    assert "alpha" in status and f"{SIZE // 2}x{SIZE // 2}" in status and "resized" in status, status
+    reach = binary_dilation(e2e["mask"], structure=np.ones((3, 3), bool), iterations=MASK_REACH_PX + 2)
+    assert np.array_equal(out[~reach], e2e["source"][~reach]), "pixels outside the alpha mask changed"
+    assert (
+        np.abs(out[e2e["mask"]].astype(int) - e2e["source"][e2e["mask"]].astype(int)).max(-1) > 0
+    ).mean() > 0.5
+
+
+def test_an_inverted_mask_shows_its_coverage(e2e, tmp_path):
+    inverted = Image.fromarray(((~e2e["mask"]) * 255).astype(np.uint8))
+    status, _ = _masked_status(e2e, tmp_path, inverted, seed=23)
+    coverage = 100 * (~e2e["mask"]).mean()
+    assert f"covers {coverage:.1f}% of the image" in status and "invert the mask" in status, status
+
+
+def test_swapping_the_checkpoint_widget_to_another_sd15_file_works(e2e, tiny_sd15_sites16_alt):
     from devkit.workflow_api import set_widget
 
-    _, base = edit_run
+    # Run the base again right before: tests in between ran other inputs through the same nodes.
+    base = e2e["client"].run(_prompt(e2e, wf.EDIT_WORKFLOW, seed=7), timeout=300).raise_for_error()
     prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=7)
     set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", Path(tiny_sd15_sites16_alt).name)
     swapped = e2e["client"].run(prompt, timeout=300).raise_for_error()
@@ -223,6 +327,33 @@ def test_swapping_the_checkpoint_widget_to_another_sd15_file_works(e2e, edit_run
         "the other checkpoint was not used"
     )
     assert set(_ids_of(prompt, "MindEditRefineAndEmbed")) <= set(swapped.cached_nodes)
+
+
+def test_an_empty_instruction_is_refused_when_queued(e2e):
+    from devkit.comfyui_runtime import PromptRejected
+
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1, instruction="   ")
+    with pytest.raises(PromptRejected) as refused:
+        e2e["client"].run(prompt, timeout=60)
+    assert "instruction is empty" in str(refused.value)
+    (refine_id,) = _ids_of(prompt, "MindEditRefineAndEmbed")
+    assert refine_id in refused.value.node_errors
+
+
+def test_an_empty_ip_adapter_window_is_refused_when_queued(e2e):
+    """ComfyUI drops every output behind a node that fails VALIDATE_INPUTS (the image is not made) and
+    answers POST /prompt with the node's error, which the frontend shows on the node."""
+    from devkit.workflow_api import set_widget
+
+    prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1)
+    apply_id = set_widget(prompt, wf.IPADAPTER_APPLY, "start_at", 0.9)
+    set_widget(prompt, wf.IPADAPTER_APPLY, "end_at", 0.1)
+    client = e2e["client"]
+    answer = json.loads(client.post_json("/prompt", {"prompt": prompt, "client_id": client.client_id}))
+    errors = json.dumps(answer.get("node_errors", {}).get(apply_id, {}))
+    assert "start_at (0.9) is after end_at (0.1)" in errors, answer
+    result = client.wait(answer["prompt_id"], timeout=300)
+    assert not [img for img in result.images if img.type == "output"], "the image must not be made"
 
 
 def test_missing_model_weights_give_a_clear_error_in_history(e2e, tmp_path):
@@ -233,7 +364,7 @@ def test_missing_model_weights_give_a_clear_error_in_history(e2e, tmp_path):
     (broken / "config.json").write_text(json.dumps({"model_type": "llava_onevision"}))
     name = e2e["server"].add_model("LLM", broken)
     prompt = _prompt(e2e, wf.EDIT_WORKFLOW, seed=1)
-    set_widget(prompt, "MindEditMLLMLoader", "model_folder", name)
+    set_widget(prompt, wf.MLLM_LOADER, "model_folder", name)
     result = e2e["client"].run(prompt, timeout=300)
     assert not result.ok
     assert result.error is not None and result.error.node_type == "MindEditMLLMLoader"
@@ -254,3 +385,56 @@ def test_plus_head_with_a_plain_adapter_names_both_shapes_in_history(e2e, fixtur
     assert result.error.node_type == wf.IPADAPTER_APPLY, result.describe_error()
     message = result.error.exception_message
     assert "[1,257,1280]" in message and "1024" in message, message
+
+
+# -- a Qwen-family head through both MIND-Edit workflows --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qwen_models(e2e, fixture_cache, tmp_path_factory):
+    """The tiny Qwen2.5-VL and a random plain head for it (as a trained export would record it)."""
+    from dataclasses import replace
+
+    import torch
+    from transformers import AutoConfig
+
+    from devkit.fixtures.qwen_vl import tiny_qwen2_5_vl
+    from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
+
+    base_dir = tiny_qwen2_5_vl(fixture_cache)
+    info = base_model_info(AutoConfig.from_pretrained(base_dir), name=base_dir.name)
+    torch.manual_seed(0)
+    head = VisionHead(
+        VisionHeadConfig.for_kind("plain", hidden_size=info.hidden_size, layer=default_layer(info.num_layers))
+    )
+    head.target_norm.fill_(2.5)
+    checkpoint = save_mindedit_checkpoint(
+        tmp_path_factory.mktemp("qwen_head") / "mindedit-qwen-tiny-plain", base=info, head=head
+    )
+    e2e["server"].add_model("LLM", base_dir)
+    e2e["server"].add_model("mindedit", checkpoint)
+    return replace(e2e["models"], llm_dir=base_dir, mindedit_dir=checkpoint)
+
+
+@pytest.mark.parametrize("name", [wf.MASKED_WORKFLOW, wf.EDIT_WORKFLOW])
+def test_the_mindedit_workflows_run_with_a_qwen_family_head(e2e, qwen_models, name):
+    from devkit.demo import prepare_prompt
+
+    info = e2e["client"].object_info(wf.MLLM_LOADER)
+    prompt = prepare_prompt(
+        name,
+        {**e2e["object_info"], **info},
+        qwen_models,
+        source_name=e2e["source_name"],
+        mask_name=e2e["mask_name"] if name == wf.MASKED_WORKFLOW else None,
+        steps=STEPS,
+        seed=31,
+        max_new_tokens=24,
+        filename_prefix=f"e2e/qwen/{name}",
+    )
+    result = e2e["client"].run(prompt, timeout=300).raise_for_error()
+    out = _output_pixels(result)
+    assert out.shape == e2e["source"].shape and not np.array_equal(out, e2e["source"])
+    status = preview_texts(result, prompt)[wf.STATUS_PREVIEW_TITLE]
+    assert f"{qwen_models.llm_dir.name} + {qwen_models.mindedit_dir.name}" in status, status

@@ -39,39 +39,145 @@ def test_links_are_recorded_on_both_ends(name):
             assert sock["link"] is None or sock["link"] in linked
 
 
-@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
-def test_models_are_ordinary_widgets_and_notes_say_where_files_go(name):
-    workflow = _load(name)
+def _by_type(workflow):
     by_type = {}
     for node in workflow["nodes"]:
         by_type.setdefault(node["type"], []).append(node)
+    return by_type
+
+
+def _source_of(workflow, node, input_name):
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    links = {link[0]: link for link in workflow["links"]}
+    (sock,) = [s for s in node["inputs"] if s["name"] == input_name]
+    link = links[sock["link"]]
+    return nodes[link[1]], link[2]
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_models_are_ordinary_widgets_and_notes_say_where_files_go(name):
+    workflow = _load(name)
+    by_type = _by_type(workflow)
     assert by_type["CheckpointLoaderSimple"][0]["widgets_values"] == [wf.DEFAULT_CHECKPOINT]
-    assert by_type["MindEditMLLMLoader"][0]["widgets_values"][:2] == [
-        wf.DEFAULT_LLM_FOLDER,
-        wf.DEFAULT_MINDEDIT_CHECKPOINT,
-    ]
+    refine_only = name == wf.REFINE_ONLY_WORKFLOW
+    vlm = wf.REFINE_ONLY_LLM_FOLDER if refine_only else wf.DEFAULT_LLM_FOLDER
+    checkpoint = wf.NO_MINDEDIT_CHECKPOINT if refine_only else wf.DEFAULT_MINDEDIT_CHECKPOINT
+    assert by_type["MindEditMLLMLoader"][0]["widgets_values"][:2] == [vlm, checkpoint]
     notes = " ".join(n["widgets_values"][0] for n in by_type["Note"])
-    for folder in ("checkpoints/", "LLM/", "mindedit/", "ipadapter/"):
+    for folder in ("checkpoints/", "LLM/", "mindedit/", "ipadapter/", "python -m devkit.download_models"):
         assert folder in notes
+    (refine,) = [n for n in workflow["nodes"] if n.get("title") == wf.REFINE_TITLE]
     # The MLLM seed is fixed so a re-queue with a new KSampler seed reuses the refined prompts.
-    assert by_type["MindEditRefineAndEmbed"][0]["widgets_values"][1:3] == [0, "fixed"]
+    assert refine["widgets_values"][1:3] == [0, "fixed"]
     # Refined prompts reach CLIP Text Encode through its `text` widget converted to an input.
     for enc in by_type["CLIPTextEncode"]:
         (text,) = [s for s in enc["inputs"] if s["name"] == "text"]
         assert text["widget"] == {"name": "text"} and text["link"] is not None
+        assert _source_of(workflow, enc, "text")[0] is refine
 
 
-def test_masked_workflow_composites_onto_the_source_with_the_mask():
+def test_the_default_vlms_are_the_download_helpers_folders():
+    from devkit.download_models import catalogue
+
+    folders = {item.target.name for item in catalogue(wf.REPO_ROOT / "models").values()}
+    assert {wf.DEFAULT_LLM_FOLDER, wf.REFINE_ONLY_LLM_FOLDER} <= folders
+    assert wf.REFINE_ONLY_LLM_FOLDER == "Qwen2.5-VL-3B-Instruct"
+    assert f"--what {wf.REFINE_ONLY_LLM_KEY}" in wf.REFINE_ONLY_NOTE
+
+
+def test_the_refine_only_workflow_needs_no_mindedit_checkpoint_nor_ip_adapter():
+    workflow = _load(wf.REFINE_ONLY_WORKFLOW)
+    by_type = _by_type(workflow)
+    assert wf.IPADAPTER_LOADER not in by_type and wf.IPADAPTER_APPLY not in by_type
+    assert "MindEditRefineAndEmbed" not in by_type and "MindEditInsightEmbeds" not in by_type
+    (sampler,) = by_type["KSampler"]
+    assert _source_of(workflow, sampler, "model")[0]["type"] == "CheckpointLoaderSimple"
+
+
+@pytest.mark.parametrize("name", [wf.MASKED_WORKFLOW, wf.REFINE_ONLY_WORKFLOW])
+def test_masked_workflows_paste_onto_the_source_through_the_edit_region(name):
+    workflow = _load(name)
+    by_type = _by_type(workflow)
+    (paste,) = by_type["MindEditPasteEdit"]
+    assert _source_of(workflow, paste, "source")[0].get("title") == wf.SOURCE_TITLE
+    assert _source_of(workflow, paste, "edited")[0]["type"] == "VAEDecode"
+    (region,) = by_type["MindEditEditRegion"]
+    assert _source_of(workflow, region, "painted_mask") == (_source_of(workflow, region, "image")[0], 1)
+    # The soft mask the paste uses descends from the edit region's edit_mask (slot 1).
+    node, _ = _source_of(workflow, paste, "edit_mask")
+    chain = []
+    while node["type"] != "MindEditEditRegion":
+        chain.append(node["type"])
+        node, slot = _source_of(workflow, node, node["inputs"][0]["name"])
+    assert slot == 1 and chain == ["ImageToMask", "ImageBlur", "MaskToImage", "GrowMask"]
+    (save,) = by_type["SaveImage"]
+    assert _source_of(workflow, save, "images")[0] is paste
+
+
+def test_the_masked_workflow_reads_the_mask_file_from_alpha_and_red():
     workflow = _load(wf.MASKED_WORKFLOW)
-    nodes = {n["id"]: n for n in workflow["nodes"]}
-    links = {link[0]: link for link in workflow["links"]}
-    (composite,) = [n for n in workflow["nodes"] if n["type"] == "ImageCompositeMasked"]
-    sources = {s["name"]: nodes[links[s["link"]][1]] for s in composite["inputs"]}
-    assert sources["destination"].get("title") == wf.SOURCE_TITLE
-    assert sources["source"]["type"] == "VAEDecode"
-    assert sources["mask"]["type"] == "ImageToMask"
-    (save,) = [n for n in workflow["nodes"] if n["type"] == "SaveImage"]
-    assert nodes[links[save["inputs"][0]["link"]][1]] is composite
+    (region,) = _by_type(workflow)["MindEditEditRegion"]
+    mask_file, slot = _source_of(workflow, region, "mask_image")
+    assert mask_file.get("title") == wf.MASK_TITLE and slot == 0
+    assert _source_of(workflow, region, "mask_alpha") == (mask_file, 1)
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_every_status_line_reaches_the_status_preview(name):
+    workflow = _load(name)
+    (status,) = _by_type(workflow)["MindEditStatus"]
+    sources = {s["name"]: _source_of(workflow, status, s["name"]) for s in status["inputs"] if s["link"]}
+    assert sources["mllm_status"][0].get("title") == wf.REFINE_TITLE
+    assert sources["image_status"][0]["type"] == "MindEditPasteEdit"
+    assert ("mask_status" in sources) == (name != wf.EDIT_WORKFLOW)
+    (preview,) = [n for n in workflow["nodes"] if n.get("title") == wf.STATUS_PREVIEW_TITLE]
+    assert _source_of(workflow, preview, "source")[0] is status
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_file_loaders_name_their_download_and_the_folder_the_node_reads(name):
+    """properties.models as ComfyUI's templates carry them. That `directory` is the folder each node
+    reads is checked against the pack (test_nodes_inprocess.py) and a live server (test_workflows_e2e.py)."""
+    from devkit.download_models import catalogue
+
+    folders = {"CheckpointLoaderSimple": "checkpoints", wf.IPADAPTER_LOADER: "ipadapter"}
+    for node in _load(name)["nodes"]:
+        if node["type"] not in folders:
+            assert "models" not in node["properties"], node["type"]
+            continue
+        (entry,) = node["properties"]["models"]
+        assert entry["name"] == node["widgets_values"][0], "the frontend matches the name to the widget value"
+        assert entry["directory"] == folders[node["type"]]
+        assert entry["url"].startswith("https://huggingface.co/") and entry["url"].endswith(
+            "/" + entry["name"]
+        )
+    hub = catalogue(wf.REPO_ROOT / "models")["ipadapter-plain"]
+    assert wf.IPADAPTER_MODEL["url"].endswith(f"{hub.repo_id}/resolve/main/{hub.files[0]}")
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_no_two_nodes_overlap_and_groups_hold_their_nodes(name):
+    from devkit.node_layout import GROUP_TITLE_HEIGHT, node_rect, overlaps
+
+    workflow = _load(name)
+    rects = {n["id"]: node_rect(n) for n in workflow["nodes"]}
+    clashes = [(a, b) for a in rects for b in rects if a < b and overlaps(rects[a], rects[b])]
+    assert not clashes, f"{name}: overlapping nodes {clashes}"
+    titles = [g["title"] for g in workflow["groups"]]
+    assert titles[0] == wf.GROUP_MODELS and wf.GROUP_MINDEDIT in titles and titles[-1] == wf.GROUP_OUTPUT
+    boxes = []
+    for group in workflow["groups"]:
+        x, y, w, h = group["bounding"]
+        boxes.append((x, y, x + w, y + h))
+        assert not any(overlaps(boxes[-1], other) for other in boxes[:-1]), f"{name}: groups overlap"
+    for node in workflow["nodes"]:
+        left, top, right, bottom = rects[node["id"]]
+        inside = [
+            title
+            for title, (gx0, gy0, gx1, gy1) in zip(titles, boxes)
+            if gx0 <= left and gy0 + GROUP_TITLE_HEIGHT <= top and right <= gx1 and bottom <= gy1
+        ]
+        assert len(inside) == (0 if node["type"] == "Note" else 1), f"{name}: node {node['id']} in {inside}"
 
 
 @pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
