@@ -75,13 +75,11 @@ def bench_tokens() -> list[str]:
 
 
 def bench_training(steps: int, rounds: int) -> list[str]:
-    sys.path.insert(0, str(REPO / "tests"))
-    from fixtures_training import write_refined_cache
-
     from devkit.fixtures import cache_root
     from devkit.fixtures.clip_vision import build_tiny_clip_vision
     from devkit.fixtures.edit_dataset import build_humanedit_fixture
     from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.refined_cache import write_refined_cache
     from training.build_targets import build_targets
     from training.config import build_config
     from training.data import load_humanedit
@@ -108,7 +106,7 @@ def bench_training(steps: int, rounds: int) -> list[str]:
                 refined=str(refined),
                 targets=str(targets),
                 output_dir=str(work / f"{variant}-{finetune}-{round_index}"),
-                split="none",
+                split="all",
                 variant=variant,
                 finetune=finetune,
                 precision="fp32",

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .prompting import PROMPT_VERSION
+from .safe_files import CHECKPOINT_FIX, load_safetensors, load_torch_weights
 from .versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,7 @@ def apply_lora(model: Any, ckpt: MindEditCheckpoint, *, merge: bool = True) -> A
     """
     from peft import PeftModel
 
+    _read_adapter_file(ckpt.lora_path)  # a damaged or unsafe adapter file is named before peft opens it
     try:
         peft_model = PeftModel.from_pretrained(model, str(ckpt.lora_path), is_trainable=False)
     except Exception as exc:
@@ -348,14 +350,10 @@ def verify_lora_loaded(peft_model: Any, lora_path: Path) -> None:
 
 
 def _read_adapter_file(lora_path: Path) -> dict:
-    import torch
-
     st_file = lora_path / "adapter_model.safetensors"
     bin_file = lora_path / "adapter_model.bin"
     if st_file.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(st_file))
+        return load_safetensors(st_file, what="LoRA adapter file", fix=CHECKPOINT_FIX)
     if bin_file.is_file():
-        return torch.load(str(bin_file), map_location="cpu", weights_only=True)
+        return load_torch_weights(bin_file, what="LoRA adapter file", fix=CHECKPOINT_FIX)
     raise LoraNotLoadedError(f"No adapter_model.safetensors or adapter_model.bin in {lora_path}.")

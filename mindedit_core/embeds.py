@@ -85,3 +85,21 @@ def check_embeds(
     raise EmbedShapeError(
         f"{what} has shape {shape_str(shape)}, but {consumer} expects {spec.describe()}.{hint}"
     )
+
+
+def unconditional_embeds(like, negative=None):
+    """The embedding of the unconditional (negative) pass, one row per row of ``like``.
+
+    Zeros unless ``negative`` is given. Zeros is what plain adapters were trained with and
+    ComfyUI_IPAdapter_plus's default. Plus adapters were trained with the encoder's output for a blank
+    image: pass that stored embedding as ``negative`` (one row repeats over the batch).
+    """
+    if negative is None:
+        return like.new_zeros(like.shape)
+    if tuple(negative.shape[1:]) != tuple(like.shape[1:]) or negative.shape[0] not in (1, like.shape[0]):
+        raise EmbedShapeError(
+            f"The stored negative embedding has shape {shape_str(negative.shape)}, but the positive one is "
+            f"{shape_str(like.shape)}: give one negative row, or one per positive row, of the same sample shape."
+        )
+    negative = negative.to(device=like.device, dtype=like.dtype)
+    return negative.expand(like.shape[0], *negative.shape[1:]) if negative.shape[0] == 1 else negative

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .embeds import EmbedSpec, default_spec
+from .safe_files import CHECKPOINT_FIX, check_safetensors_file, load_safetensors
 
 HEAD_FORMAT = "mindedit.vision_head/1"
 _CONFIG_KEY = "mindedit.vision_head.config"
@@ -232,11 +233,9 @@ class VisionHead(nn.Module):
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device | None = None) -> VisionHead:
         """Read a head written by `save`; errors name the file and what is wrong."""
-        from safetensors.torch import load_file
-
         path = Path(path)
         head = cls(read_head_config(path))
-        state = load_file(str(path))
+        state = load_safetensors(path, what="vision head file", fix=CHECKPOINT_FIX)
         missing, unexpected = head.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(
@@ -253,6 +252,7 @@ def read_head_config(path: str | Path) -> VisionHeadConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Vision head file not found: {path}.")
+    check_safetensors_file(path, what="vision head file", fix=CHECKPOINT_FIX)
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
     if _CONFIG_KEY not in meta:

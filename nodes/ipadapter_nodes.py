@@ -1,7 +1,8 @@
 """IP-Adapter nodes: load an SD1.5 IP-Adapter file, and apply it to a MODEL with `EMBEDS`.
 
-Thin: all logic lives in ``mindedit_core.ipadapter``. The adapter file list is ComfyUI's
-``models/ipadapter`` folder, registered by ``nodes/__init__.py`` (the folder ComfyUI_IPAdapter_plus uses).
+All logic lives in ``mindedit_core.ipadapter``. The adapter file list is ComfyUI's ``models/ipadapter``
+folder (`model_folders.IPADAPTER_FOLDER`, registered when ``nodes/__init__.py`` is imported; the folder
+ComfyUI_IPAdapter_plus uses).
 
 ``EMBEDS`` interop (read in cubiq/ComfyUI_IPAdapter_plus, IPAdapterPlus.py, Feb 2025): its
 ``IPAdapterEmbeds`` node takes ``pos_embed: ("EMBEDS",)`` and optional ``neg_embed: ("EMBEDS",)``, plain
@@ -14,17 +15,14 @@ model.", so MIND-Edit should hand it both tensors. Our apply node takes the same
 
 from __future__ import annotations
 
-import logging
-
 import folder_paths
 
 from ..mindedit_core.ipadapter import BATCH_MAPPINGS, IPAdapter, apply_ipadapter, load_ipadapter
+from .model_folders import IPADAPTER_FOLDER
 
-LOG = logging.getLogger("MIND-Edit")
 CATEGORY = "MIND-Edit/IP-Adapter"
 IPADAPTER_TYPE = "MINDEDIT_IPADAPTER"
 EMBEDS_TYPE = "EMBEDS"
-IPADAPTER_FOLDER = "ipadapter"
 
 
 def _adapter_files() -> list[str]:
@@ -135,8 +133,10 @@ class MindEditApplyIPAdapter:
                     EMBEDS_TYPE,
                     {
                         "tooltip": "Embedding for the unconditional (negative) pass, same shape as pos_embed. "
-                        "Unconnected: zeros. For plus adapters connect the head's (or IPAdapter_plus') "
-                        "negative to match the reference blank-image convention."
+                        "Unconnected: zeros, what plain adapters were trained with. Plus adapters were trained "
+                        "with the image encoder's output for a blank image: connect MIND-Edit's neg_embeds "
+                        "output (a checkpoint's stored blank-image embedding, where it has one) or "
+                        "IPAdapter_plus' negative."
                     },
                 ),
                 "attn_mask": (

@@ -6,6 +6,7 @@ widgets are unchanged, so the model is loaded once per session and re-used by ev
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from . import model_folders
@@ -107,7 +108,8 @@ class MindEditMLLMLoader:
             load_device,
             offload_device,
         )
-        mllm = load_mllm(
+        load = functools.partial(
+            load_mllm,
             model_dir,
             dtype=torch_dtype,
             device=load_device if quant else offload_device,
@@ -115,6 +117,11 @@ class MindEditMLLMLoader:
             quantization=quant,
             checkpoint_dir=checkpoint_dir,
         )
+        mllm = load()
         description = f"{model_folder} + {mindedit_checkpoint}"
-        handle = wrap_mllm(mllm, mllm.torch_modules(), description=description, quantization=quant)
+        # `reload`: on a device with nowhere to offload to, unloading releases the weights (the
+        # next run reloads them with the same recipe).
+        handle = wrap_mllm(
+            mllm, mllm.torch_modules(), description=description, quantization=quant, reload=load
+        )
         return (handle,)

@@ -5,10 +5,12 @@
 - `ipadapter_sites16_files`: ``{kind: path}`` (safetensors) whose site widths match the tiny
   "sites16" SD1.5 checkpoint (320 everywhere), for ComfyUI runs.
 - `ipadapter_sdxl_file`, `not_an_ipadapter_file`: for the error tests.
-- `FakeModelPatcher`: the duck-typed surface `apply_ipadapter` uses (``clone``, ``model_options``,
-  ``set_model_attn2_replace``, ``get_model_object("model_sampling")``), with ComfyUI's semantics
-  (clone deep-copies ``model_options``; replace keys are ``(block, id, index)``), so the patch logic
-  is testable without starting ComfyUI.
+- `FakeModelPatcher`: `mindedit_core.ipadapter.comfy_contract.ComfyModelPatcher` without ComfyUI
+  (clone deep-copies ``model_options``; replace keys are ``(block, id, index)``; keyed wrappers), so the
+  patch logic is testable without starting ComfyUI. ``tests/test_ipadapter_contract.py`` runs it and
+  ComfyUI's real ``ModelPatcher`` through the same asserts. `FakeModelPatcher.call_attn2` runs one
+  cross-attention layer the way ComfyUI's sampler and ``BasicTransformerBlock`` do (wrappers, then
+  3-tuple key before 2-tuple key, ``extra_options`` without the patch tables).
 """
 
 from __future__ import annotations
@@ -50,12 +52,22 @@ class FakeModelPatcher:
         self.model = model
         self.model_options: dict = {"transformer_options": {}}
         self.sampling = FakeModelSampling()
+        self.wrappers: dict[str, dict[str, list]] = {}
 
     def clone(self) -> FakeModelPatcher:
         other = FakeModelPatcher(self.model)
         other.model_options = copy.deepcopy(self.model_options)
         other.sampling = self.sampling
+        other.wrappers = {
+            kind: {k: list(v) for k, v in keyed.items()} for kind, keyed in self.wrappers.items()
+        }
         return other
+
+    def add_wrapper_with_key(self, wrapper_type: str, key: str, wrapper) -> None:
+        self.wrappers.setdefault(wrapper_type, {}).setdefault(key, []).append(wrapper)
+
+    def get_wrappers(self, wrapper_type: str, key: str) -> list:
+        return self.wrappers.get(wrapper_type, {}).get(key, [])
 
     def set_model_attn2_replace(self, patch, block_name, number, transformer_index=None) -> None:
         to = self.model_options["transformer_options"]
@@ -69,6 +81,28 @@ class FakeModelPatcher:
 
     def attn2_patches(self) -> dict:
         return self.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
+
+    def call_attn2(self, key: tuple, q, k, v, extra: dict):
+        """One attn2 layer ``key`` (3-tuple) as ComfyUI runs it in a sampling step; None if unpatched."""
+        options = {**copy.copy(self.model_options["transformer_options"]), **extra}
+        found: dict = {}
+
+        def layer(*args, **kwargs):  # UNetModel._forward(x, timesteps, context, y, control, options)
+            table = options.get("patches_replace", {}).get("attn2", {})
+            replacement = table.get(key, table.get(key[:2]))
+            if replacement is not None:
+                extra_options = {n: o for n, o in options.items() if n not in ("patches", "patches_replace")}
+                found["out"] = replacement(q, k, v, extra_options)
+
+        chain = [w for keyed in self.wrappers.get("diffusion_model", {}).values() for w in keyed]
+
+        def run(index: int, *args, **kwargs):
+            if index == len(chain):
+                return layer(*args, **kwargs)
+            return chain[index](lambda *a, **kw: run(index + 1, *a, **kw), *args, **kwargs)
+
+        run(0, None, None, None, None, None, options)
+        return found.get("out")
 
 
 @pytest.fixture(scope="session")

@@ -102,29 +102,6 @@ def tiny_clip_vision_dir(fixture_cache: Path) -> Path:
     return build_tiny_clip_vision(fixture_cache)
 
 
-def write_refined_cache(path: Path, records, *, model: str = "fixture") -> Path:
-    """A refine_data cache with a canonical, record-specific answer for every record (no server)."""
-    from mindedit_core.prompting import PROMPT_VERSION
-    from training.refine_cache import CacheEntry, RefineCache
-
-    cache = RefineCache(path)
-    for record in records:
-        colour = record.instruction.split()[2]
-        cache.append(
-            CacheEntry(
-                key=f"{model}-{record.id}",
-                id=record.id,
-                status="ok",
-                model=model,
-                prompt_version=PROMPT_VERSION,
-                instruction=record.instruction,
-                positive=f"{colour} square, flat colour, sharp edges",
-                negative="blurry, extra squares",
-            )
-        )
-    return path
-
-
 @pytest.fixture(scope="session")
 def training_inputs(
     humanedit_dir: Path, tiny_clip_vision_dir: Path, fixture_cache: Path, tmp_path_factory
@@ -132,6 +109,7 @@ def training_inputs(
     """Everything `training.train` needs on the tiny fixtures: data, refined JSONL, CLIP targets (both
     kinds), the tiny LLaVA-OneVision folder. Built once per session (targets are cached)."""
     from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.refined_cache import write_refined_cache
     from training.build_targets import build_targets
     from training.data import load_humanedit
 
@@ -148,3 +126,40 @@ def training_inputs(
         "targets": targets,
         "num_records": len(records),
     }
+
+
+def write_jsonl_dataset(
+    folder: Path, num_rows: int = 24, *, size: int = 32, with_prompts: bool = True
+) -> Path:
+    """A JSONL dataset folder (``metadata.jsonl`` + PNG files; white = edit masks) built from the
+    HumanEdit fixture's rows; with ``with_prompts`` each line carries its refined prompts."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from devkit.fixtures.edit_dataset import make_rows
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in make_rows(num_rows, size=size, seed=4):
+        rid = row["IMAGE_ID"]
+        names = {}
+        for key, column in (("source", "INPUT_IMG"), ("target", "OUTPUT_IMG"), ("mask", "MASK_IMG")):
+            image = Image.open(io.BytesIO(row[column]))
+            if key == "mask":
+                image = ImageOps.invert(image.convert("L"))  # HumanEdit's black = edit -> white = edit
+            names[key] = f"{key}/{rid}.png"
+            (folder / key).mkdir(exist_ok=True)
+            image.save(folder / names[key])
+        line = {
+            "id": rid,
+            "instruction": row["EDITING_INSTRUCTION"],
+            "edit_type": row["EDITING_TYPE"],
+            **names,
+        }
+        if with_prompts:
+            colour = row["EDITING_INSTRUCTION"].split()[2]
+            line.update(positive=f"{colour} square, flat colour", negative="blurry")
+        lines.append(json.dumps(line))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder

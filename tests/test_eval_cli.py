@@ -80,7 +80,7 @@ def test_generate_score_report(
         )
 
     code = main(
-        ["score", "--run", str(ours), str(baseline), "--resolution", "64", "--clip-model", str(eval_clip_vision_dir),
+        ["score", "--run", str(ours), str(baseline), "--clip-model", str(eval_clip_vision_dir),
          "--lpips-backbone-file", str(lpips_random_backbone), "--masked", "--thumbs", "2"]
     )  # fmt: skip
     assert code == 0
@@ -94,14 +94,16 @@ def test_generate_score_report(
     mean_psnr = sum(s["psnr"] for s in scores) / 3
     assert math.isclose(summary["overall"]["psnr"], mean_psnr, rel_tol=1e-12)
     assert set(summary["by_type"]) == {s["edit_type"] for s in scores}
-    assert "64x64" in summary["conventions"]["resolution"]
+    assert "64x64" in summary["conventions"]["resolution"]  # the generation's, without --resolution
 
     report_dir = tmp_path / "report"
     assert main(["report", "--runs", str(ours), str(baseline), "--out", str(report_dir)]) == 0
     text = (report_dir / "report.md").read_text()
     assert "**mind_edit** (ours, measured)" in text and "**sd15** (ours, measured)" in text
     assert "MIND-Edit (reported, paper Table 1) | 0.9310 | 0.1245 | 22.2714 | 0.8517" in text
-    assert "#6 (MIND-Edit) (reported, paper Table 2)" in text
+    assert "#6 (Ours) (reported, paper Table 2)" in text
+    assert "| **#6 (Ours)** (ours, measured: `mind_edit`)" in text  # a joint checkpoint: row #6
+    assert "> **WARNING: 3 of 3 items of `mind_edit` fell back to the raw instruction**" in text  # tiny model
     assert f"{summary['overall']['psnr']:.4f}" in text
     assert "## Per edit type" in text and "## Metric conventions" in text and "sigma 1.5" in text
     for name in ("humanedit_per_type.png", "humanedit_distributions.png", "humanedit_grid.png"):

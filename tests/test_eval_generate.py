@@ -271,3 +271,42 @@ def test_append_after_a_line_cut_short_keeps_the_new_row(tmp_path):
     path.write_text('{"id": "a"}\n{"id": "b", "fi')
     append_jsonl(path, {"id": "c"})
     assert [row["id"] for row in read_jsonl(path)] == ["a", "c"]
+
+
+def test_progress_shows_a_bar_per_method_and_one_line_per_item(
+    tmp_path, editor, records, stub_mllm, eval_humanedit_dir, capsys
+):
+    info = _info(PRESETS["mind_edit"], editor, eval_humanedit_dir)
+    out = tmp_path / "run"
+    run_generate(records[:2], editor, Conditioner(PRESETS["mind_edit"], mllm=stub_mllm), out, run_info=info,
+                 progress=True)  # fmt: skip
+    err = capsys.readouterr().err
+    for position, record in enumerate(records[:2], start=1):
+        assert f"[mind_edit {position}/2] {record.id}: done in" in err
+    assert "mind_edit: 100%" in err and "2/2 [" in err and ("item/s" in err or "s/item" in err)  # count, rate
+
+
+def test_prompts_and_v_insight_from_two_mllms_record_both_sources(
+    tmp_path, editor, records, eval_humanedit_dir
+):
+    """Table 2 #3-#5: one MLLM writes the prompts, another's head gives v_insight (no one-pass call)."""
+    from fixtures_eval import StubMLLM
+
+    prompts, insight = StubMLLM(), StubMLLM()
+    sources = {"prompt": {"mllm": "/m", "checkpoint": "/t", "variant": "text_only"},
+               "insight": {"mllm": "/m", "checkpoint": "/h", "variant": "head_only"}}  # fmt: skip
+    info = make_run_info(
+        PRESETS["mind_edit"], editor.settings.to_json(), {"format": "humanedit"}, 0, sources=sources
+    )
+    conditioner = Conditioner(PRESETS["mind_edit"], mllm=prompts, insight_mllm=insight)
+    run_generate(records[:2], editor, conditioner, tmp_path / "run", run_info=info)
+    assert len(prompts.calls) == 2 and len(insight.calls) == 2  # refine on one, embed on the other
+    for item in read_manifest(tmp_path / "run").values():
+        assert (
+            item["prompt_source"]["variant"] == "text_only"
+            and item["insight_source"]["variant"] == "head_only"
+        )
+    other = make_run_info(PRESETS["mind_edit"], editor.settings.to_json(), {"format": "humanedit"}, 0,
+                          sources={**sources, "insight": {**sources["insight"], "checkpoint": "/j"}})  # fmt: skip
+    with pytest.raises(RunMismatchError, match="sources"):  # another checkpoint never joins this folder
+        prepare_run_folder(tmp_path / "run", other)

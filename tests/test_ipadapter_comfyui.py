@@ -38,7 +38,9 @@ def _graph(
     foreign_before: bool = False,
     probe_after: bool = False,
     embeds_kind: str | None = None,
+    two_tuple: str | None = None,
 ) -> tuple[dict, str]:
+    """``two_tuple``: "before" or "after" ours, a 2-tuple-key patch like ComfyUI_IPAdapter_plus's."""
     run = next(_unique)
     tag = f"run{run}"
     g: dict = {
@@ -54,6 +56,8 @@ def _graph(
             "inputs": {"model": model, "tag": f"{tag}-foreign"},
         }
         model = ["foreign", 0]
+    if two_tuple == "before":
+        model = _add_two_tuple(g, model, tag)
     if adapter is not None:
         g["ipa"] = {"class_type": "MindEditIPAdapterLoader", "inputs": {"ipadapter_file": adapter}}
         g["emb"] = {
@@ -73,6 +77,8 @@ def _graph(
             },
         }
         model = ["apply", 0]
+    if two_tuple == "after":
+        model = _add_two_tuple(g, model, tag)
     if probe_after:
         g["probe"] = {
             "class_type": "MindEditTest_CountingAttn2Patch",
@@ -100,9 +106,23 @@ def _graph(
     }
     g["report"] = {
         "class_type": "MindEditTest_ReportCounts",
-        "inputs": {"samples": ["sample", 0], "tag": f"{tag}-probe" if probe_after else f"{tag}-foreign"},
+        "inputs": {"samples": ["sample", 0], "tag": _report_tag(tag, probe_after, two_tuple)},
     }
     return g, tag
+
+
+def _add_two_tuple(g: dict, model: list, tag: str) -> list:
+    g["two_tuple"] = {
+        "class_type": "MindEditTest_TwoTupleAttn2Patch",
+        "inputs": {"model": model, "tag": f"{tag}-two-tuple", "offset": 0.05},
+    }
+    return ["two_tuple", 0]
+
+
+def _report_tag(tag: str, probe_after: bool, two_tuple: str | None) -> str:
+    if probe_after:
+        return f"{tag}-probe"
+    return f"{tag}-two-tuple" if two_tuple else f"{tag}-foreign"
 
 
 def _run(server, graph: dict) -> dict:
@@ -120,6 +140,9 @@ def _counts(run: dict) -> dict:
     return json.loads(run["result"].outputs["report"]["counts"][0])
 
 
+EXPECTED_KEYS_2 = (
+    {f"input/{b}" for b in (1, 2, 4, 5, 7, 8)} | {f"output/{b}" for b in range(3, 12)} | {"middle/0"}
+)
 EXPECTED_KEYS = (
     {f"input/{b}/0" for b in (1, 2, 4, 5, 7, 8)} | {f"output/{b}/0" for b in range(3, 12)} | {"middle/0/0"}
 )
@@ -193,6 +216,26 @@ def test_foreign_patch_installed_before_ours_still_runs(
     # as ours alone (the weight_one run: its probe only delegates).
     assert torch.equal(run["latent"], weight_one["latent"])
     assert set(_counts(run)) == EXPECTED_KEYS
+
+
+def test_2tuple_patch_composes_with_ours_in_either_order(
+    comfyui_server, tiny_sd15_sites16, ipa_names, baseline, weight_one
+):
+    """ComfyUI_IPAdapter_plus's keys (block, number): installed after our 3-tuple keys, ComfyUI never
+    looks them up; our replacement runs them, so both orders give the same, doubly patched result."""
+    foreign_alone = _run(comfyui_server, _graph(tiny_sd15_sites16.name, two_tuple="after")[0])
+    assert (foreign_alone["latent"] - baseline).abs().max() > 1e-3
+    runs = {}
+    for order in ("before", "after"):
+        graph, _ = _graph(tiny_sd15_sites16.name, adapter=ipa_names["plain"], weight=1.0, two_tuple=order)
+        runs[order] = _run(comfyui_server, graph)
+        counts = _counts(runs[order])
+        assert set(counts) == EXPECTED_KEYS_2, order
+        assert all(entry["calls"] == 2 for entry in counts.values()), (order, counts)
+    ours_first, theirs_first = runs["after"]["latent"], runs["before"]["latent"]
+    assert torch.equal(ours_first, theirs_first)
+    for alone in (weight_one["latent"], foreign_alone["latent"]):
+        assert (ours_first - alone).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(

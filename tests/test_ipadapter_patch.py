@@ -9,7 +9,7 @@ import pytest
 import torch
 from fixtures_ipadapter import FakeModelPatcher
 
-from mindedit_core.embeds import EmbedShapeError
+from mindedit_core.embeds import EmbedShapeError, unconditional_embeds
 from mindedit_core.ipadapter import (
     SD15_SITES,
     IPAdapterModelMismatch,
@@ -17,7 +17,7 @@ from mindedit_core.ipadapter import (
     apply_ipadapter,
     load_ipadapter,
 )
-from mindedit_core.ipadapter.attention import attention_grid, mask_for_tokens, rows_for_batch
+from mindedit_core.ipadapter.attention import attention_grid, mask_for_tokens, rows_for_batch, sdpa_attention
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -246,3 +246,84 @@ def test_context_mismatch_is_explained(plain):
 def test_matching_model_passes_check(plain):
     patched = apply_ipadapter(FakeModelPatcher(_fake_unet(320)), plain, _embeds())
     assert len(patched.attn2_patches()) == 16
+
+
+# -- composition with a replacement installed later on the site's 2-tuple key (IPAdapter_plus's keys) --
+
+
+def _foreign_adding(offset: float, calls: list):
+    def foreign(q, k, v, extra_options):
+        calls.append(offset)
+        return sdpa_attention(q, k, v, extra_options["n_heads"]) + offset
+
+    return foreign
+
+
+def _install_later(patcher, replacement, kind="input", block=1):
+    later = patcher.clone()
+    later.set_model_attn2_replace(replacement, kind, block)  # no transformer_index: a 2-tuple key
+    return later
+
+
+def test_replacement_installed_later_on_the_2tuple_key_also_runs(plain):
+    q, k, v = _qkv(2)
+    ours = apply_ipadapter(FakeModelPatcher(), plain, _embeds(), weight=1.0)
+    ours_alone = ours.call_attn2(SITE.comfy_key, q, k, v, _extra())
+    calls: list = []
+    both = _install_later(ours, _foreign_adding(0.25, calls))
+    out = both.call_attn2(SITE.comfy_key, q, k, v, _extra())
+    assert calls == [0.25]
+    torch.testing.assert_close(out, ours_alone + 0.25, atol=1e-5, rtol=0)
+
+
+def test_later_replacement_runs_once_under_two_applies_and_weight_zero_is_exact(plain):
+    q, k, v = _qkv(2)
+    two = apply_ipadapter(
+        apply_ipadapter(FakeModelPatcher(), plain, _embeds(seed=1), weight=0.0), plain, _embeds(), weight=0.0
+    )
+    assert len(two.get_wrappers("diffusion_model", "mindedit_ipadapter")) == 1
+    calls: list = []
+    out = _install_later(two, _foreign_adding(0.5, calls)).call_attn2(SITE.comfy_key, q, k, v, _extra())
+    assert calls == [0.5]
+    assert torch.equal(out, sdpa_attention(q, k, v, 8) + 0.5)
+
+
+def test_earlier_3tuple_and_later_2tuple_replacements_both_add_their_terms(plain):
+    q, k, v = _qkv(2)
+    earlier: list = []
+    base = FakeModelPatcher()
+    base.set_model_attn2_replace(_foreign_adding(0.25, earlier), *SITE.comfy_key)
+    ours = apply_ipadapter(base, plain, _embeds(), weight=1.0)
+    with_earlier = ours.call_attn2(SITE.comfy_key, q, k, v, _extra())
+    later: list = []
+    out = _install_later(ours, _foreign_adding(0.5, later)).call_attn2(SITE.comfy_key, q, k, v, _extra())
+    assert earlier == [0.25, 0.25] and later == [0.5]
+    torch.testing.assert_close(out, with_earlier + 0.5, atol=1e-5, rtol=0)
+
+
+def test_later_replacement_that_calls_back_into_ours_does_not_recurse(plain):
+    q, k, v = _qkv(2)
+    ours = apply_ipadapter(FakeModelPatcher(), plain, _embeds(), weight=1.0)
+    calls: list = []
+
+    def wrapping(q, k, v, extra):  # a 2-tuple replacement that wraps the 3-tuple one
+        calls.append(1)
+        return wrapped.attn2_patches()[SITE.comfy_key](q, k, v, extra) + 1.0
+
+    wrapped = _install_later(ours, wrapping)
+    out = wrapped.call_attn2(SITE.comfy_key, q, k, v, _extra())
+    assert calls == [1] and torch.isfinite(out).all()
+
+
+def test_unconditional_embeds_are_zeros_or_the_stored_negative():
+    like = torch.randn(3, 257, 1280)
+    assert torch.equal(unconditional_embeds(like), torch.zeros(3, 257, 1280))
+    stored = torch.randn(1, 257, 1280)
+    assert torch.equal(unconditional_embeds(like, stored), stored.expand(3, 257, 1280))
+    with pytest.raises(EmbedShapeError, match=r"\[2,257,1280\].*\[3,257,1280\]"):
+        unconditional_embeds(like, torch.zeros(2, 257, 1280))
+
+
+def test_a_model_that_is_not_a_model_patcher_is_named():
+    with pytest.raises(TypeError, match="needs a ComfyUI MODEL.*without .*add_wrapper_with_key"):
+        apply_ipadapter(SimpleNamespace(model=None, model_options={}, clone=None), None, _embeds())

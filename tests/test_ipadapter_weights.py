@@ -8,6 +8,7 @@ import torch
 from mindedit_core.embeds import EmbedShapeError
 from mindedit_core.ipadapter import SD15_SITES, IPAdapterFileError, build_ipadapter, load_ipadapter
 from mindedit_core.ipadapter.weights import split_sections
+from mindedit_core.safe_files import DamagedWeightsFileError, UnsafePickleError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -92,16 +93,29 @@ def test_missing_file_is_clear(tmp_path):
 def test_damaged_safetensors_file_names_the_file_and_the_fix(tmp_path):
     path = tmp_path / "ip-adapter_sd15.safetensors"
     path.write_bytes(b"<html>404 Not Found</html>")  # what a failed download often leaves
-    with pytest.raises(IPAdapterFileError, match=r"(?s)ip-adapter_sd15\.safetensors.*download it again"):
+    with pytest.raises(DamagedWeightsFileError) as err:
         load_ipadapter(path)
+    message = str(err.value)
+    assert f"The IP-Adapter file {path} is damaged or incomplete" in message
+    assert "Download it again" in message and "models/ipadapter" in message
 
 
-def test_pickled_objects_are_refused(tmp_path):
-    """weights_only loading: a pickle with an arbitrary object is rejected with an explanation."""
-    path = tmp_path / "evil.bin"
-    torch.save({"image_proj": {"x": object()}}, path)
-    with pytest.raises(IPAdapterFileError, match="weights-only"):
+def test_pickled_code_is_refused_with_the_safetensors_fix(tmp_path):
+    """weights_only loading: a pickle that would run code is refused; the fix offered is a
+    .safetensors copy, never turning the guard off."""
+    path = tmp_path / "ip-adapter_sd15.bin"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("unpickled-and-ran",))
+
+    torch.save({"image_proj": {"x": RunsCode()}}, path)
+    with pytest.raises(UnsafePickleError) as err:
         load_ipadapter(path)
+    message = str(err.value)
+    assert f"The IP-Adapter file {path} holds non-tensor objects" in message
+    assert "possibly code" in message and "not loaded" in message and ".safetensors copy" in message
+    assert "weights_only" not in message and "safe_globals" not in message
 
 
 def test_faceid_variant_is_refused_by_name():

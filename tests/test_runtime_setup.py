@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devkit import comfyui_runtime as rt
+from devkit.comfyui_runtime import server as rt_server
 
 FAKE_MAIN = textwrap.dedent(
     """
@@ -108,6 +109,8 @@ def test_server_starts_answers_and_stops_its_whole_process_group(fake_root: Path
         # add_model works on a running server too, under another name.
         assert server.add_model("ipadapter", model, name="other.bin") == "other.bin"
         assert (base / "models" / "ipadapter" / "other.bin").is_symlink()
+        rss, peak = server.rss_bytes(), server.peak_rss_bytes()
+        assert rss is not None and peak is not None and 0 < rss <= peak
         log = server.log_text()
         assert "--cpu" in log and "--disable-auto-launch" in log and "sqlite:///:memory:" in log
     assert _wait_gone(pid) and _wait_gone(child_pid)
@@ -270,8 +273,25 @@ def test_a_port_held_by_another_server_is_detected_and_avoided(
         with pytest.raises(rt.ComfyUIStartError, match=f"port {taken} is taken"):
             rt.ComfyUIServer(tmp_path / "fixed", comfyui_path=fake_root, port=taken).start()
         ports = iter([taken, rt.free_port()])
-        monkeypatch.setattr(rt, "free_port", lambda: next(ports))
+        monkeypatch.setattr(rt_server, "free_port", lambda: next(ports))
         with rt.ComfyUIServer(tmp_path / "auto", comfyui_path=fake_root) as mine:
             assert mine.port != taken
             argv = mine.client.get_json("/system_stats")["system"]["argv"]
             assert str(tmp_path / "auto") in argv
+
+
+def test_every_name_the_repo_imports_from_the_runtime_package_exists():
+    """The runtime is a package of seams; callers import from its top level only."""
+    import ast
+
+    wanted: set[str] = set()
+    for path in rt.REPO_ROOT.rglob("*.py"):
+        if any(part in {".venv", ".cache", "build"} for part in path.relative_to(rt.REPO_ROOT).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "devkit.comfyui_runtime":
+                wanted.update(alias.name for alias in node.names)
+    assert {"ComfyUIServer", "comfyui_root", "txt2img_graph"} <= wanted  # the scan sees the callers
+    missing = sorted(name for name in wanted if not hasattr(rt, name))
+    assert missing == [], f"devkit.comfyui_runtime no longer exports {missing}"
+    assert sorted(rt.__all__) == sorted(n for n in rt.__all__ if hasattr(rt, n))

@@ -183,7 +183,9 @@ def test_jsonl_inline_refined_prompts_are_training_targets(tmp_path):
         {"id": "b", "source": "b.png", "instruction": "y"},
     ]
     (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = build_config("text_only", [], model="m", data=str(tmp_path), data_format="jsonl").validate()
+    cfg = build_config(
+        "text_only", ["split=all"], model="m", data=str(tmp_path), data_format="jsonl"
+    ).validate()
     selected = select_training_records(cfg, targets=None)
     assert selected.ids() == ["a"]
     assert (selected[0].refined_positive, selected[0].refined_negative) == ("p1", "n1")

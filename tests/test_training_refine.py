@@ -43,7 +43,7 @@ def test_refine_retries_429_records_malformed_and_never_repeats(
     counts = run_refinement(
         records, cache, http_answer_fn(client), model="gpt-test", concurrency=3, progress=False
     )
-    assert counts == {"cached": 0, "ok": 4, "unparsed": 1, "error": 0}
+    assert counts == {"cached": 0, "resent": 0, "ok": 4, "unparsed": 1, "error": 0}
     assert len(server.requests) == 6  # 5 records + one retry after the 429
     first = server.requests[0]
     assert first["auth"] == "Bearer sk-test" and first["body"]["model"] == "gpt-test"
@@ -53,7 +53,9 @@ def test_refine_retries_429_records_malformed_and_never_repeats(
     # HumanEdit rows have masks: the prompt says the edit region is outlined.
     assert "outlined" in first["body"]["messages"][1]["content"][1]["text"]
 
-    lines = [json.loads(line) for line in (tmp_path / "refined.jsonl").read_text().splitlines()]
+    all_lines = [json.loads(line) for line in (tmp_path / "refined.jsonl").read_text().splitlines()]
+    lines = [line for line in all_lines if line["status"] != "sent"]  # each request is marked sent first
+    assert [line["status"] for line in all_lines].count("sent") == 5  # one mark per request, not per retry
     by_id = {line["id"]: line for line in lines}
     assert len(lines) == 5 and set(by_id) == {r.id for r in records}
     assert by_id[records[2].id]["status"] == "unparsed" and "Sure!" in by_id[records[2].id]["raw"]
@@ -109,12 +111,14 @@ def test_failed_requests_are_recorded_and_retried_next_run(fake_chat_server, hum
         records, RefineCache(cache_path), http_answer_fn(client), model="m", progress=False
     )
     assert counts["error"] == 2
-    assert all(json.loads(line)["status"] == "error" for line in cache_path.read_text().splitlines())
+    statuses = [json.loads(line)["status"] for line in cache_path.read_text().splitlines()]
+    assert statuses.count("error") == 2 and set(statuses) == {"sent", "error"}
     state["down"] = False
     counts = run_refinement(
         records, RefineCache(cache_path), http_answer_fn(client), model="m", progress=False
     )
     assert counts["ok"] == 2 and set(load_refined(cache_path)) == {r.id for r in records}
+    assert counts["resent"] == 0  # failed requests are retries, not requests lost in flight
 
 
 def test_truncated_last_line_is_skipped_and_repaired(tmp_path, humanedit_records, fake_chat_server):
@@ -134,7 +138,7 @@ def test_truncated_last_line_is_skipped_and_repaired(tmp_path, humanedit_records
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_lost_or_repeated_requests(
-    fake_chat_server, humanedit_dir, tmp_path, repo_root
+    fake_chat_server, humanedit_dir, tmp_path, repo_root, capsys
 ):
     def script(text: str, n: int):
         time.sleep(0.15)
@@ -165,23 +169,38 @@ def test_killed_run_resumes_without_lost_or_repeated_requests(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+    def answered(path):
+        rows = (
+            [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if path.exists()
+            else []
+        )
+        return [r for r in rows if r["status"] != "sent"], [r for r in rows if r["status"] == "sent"]
+
     deadline = time.time() + 60
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+    while time.time() < deadline and len(answered(out)[0]) < 4:
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    answered_before = {
-        json.loads(line)["instruction"] for line in out.read_text().splitlines() if line.strip()
-    }
+    done, marked = answered(out)
+    answered_before = {row["instruction"] for row in done}
+    in_flight = {row["key"] for row in marked} - {row["key"] for row in done}
     assert 4 <= len(answered_before) < 12
+    assert 1 <= len(in_flight) <= 2  # at most --concurrency requests were in flight at the kill
     sent_before = len(server.requests)
+    assert sent_before - len(answered_before) <= len(in_flight)  # the server saw no others unanswered
 
+    capsys.readouterr()
     assert main(argv) == 0
+    # The resumed run says how many requests it sends again, and sends exactly the unanswered ones.
+    assert f"{len(in_flight)} sent again" in capsys.readouterr().out
     resumed = [r["text"] for r in server.requests[sent_before:]]
+    assert len(resumed) == 12 - len(answered_before)
     # Nothing answered before the kill was asked again, and every record is now answered exactly once.
     assert not any(instr in text for text in resumed for instr in answered_before)
-    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    lines = answered(out)[0]
     assert len(lines) == len({line["key"] for line in lines}) == 12
     assert {line["status"] for line in lines} == {"ok"}
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from training.config import build_config
-from training.train import SimulatedKill, epoch_order, train
+from training.schedule import epoch_order
+from training.train import SimulatedKill, train
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +37,7 @@ def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[s
         refined=str(inputs["refined"]),
         targets=str(inputs["targets"]),
         output_dir=str(out),
-        split="none",
+        split="all",
         precision="fp32",
         batch_size=2,
         grad_accum=1,
@@ -47,7 +48,7 @@ def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[s
         lora_alpha=8,
     )
     values.update(kw)
-    return build_config(preset, ["layer=null", *(overrides or [])], **values)
+    return build_config(preset, overrides or [], **values)
 
 
 # -- fast: configuration and data order ---------------------------------------------------------------
@@ -60,7 +61,7 @@ def test_presets_overrides_and_clear_errors(tmp_path):
         "full",
         2.0,
     )
-    assert paper.layer == 21
+    assert paper.layer is None  # derived from the model's depth (see the next test)
     lora = build_config(
         "lora", ["lr=0.001", "scheduler=linear"], model="m", data="d", refined="r", targets="t"
     )
@@ -75,6 +76,21 @@ def test_presets_overrides_and_clear_errors(tmp_path):
         build_config("head_only", [], model="m", data="d").validate()
     with pytest.raises(FileNotFoundError, match="shipped presets"):
         build_config("no_such_preset")
+
+
+def test_paper_preset_derives_layer_m_from_the_depth_and_names_it_when_out_of_range(training_inputs):
+    from training.target_store import TargetStore
+    from training.train import build_joint_model, resolve_layer
+
+    paper = build_config(
+        "paper", [], model=str(training_inputs["model"]), data="d", targets=str(training_inputs["targets"])
+    )
+
+    joint, _, layer = build_joint_model(paper, TargetStore(paper.targets), "fp32")
+    assert layer == 3 and joint.head.config.layer == 3  # 3/4 of the tiny model's 4 layers
+    assert resolve_layer(None, 28) == 21 and resolve_layer(None, 24) == 18
+    with pytest.raises(ValueError, match=r"layer=21 .*it has 4 \(1\.\.4\).*layer 3 here"):
+        resolve_layer(21, 4, model_name="tiny")
 
 
 def test_epoch_order_is_seeded_and_shards_evenly():
@@ -176,11 +192,9 @@ def test_exported_checkpoint_loads_and_its_v_insight_feeds_the_ipadapter(
     target_norm = store.stack([r.id for r in records], "plain").norm(dim=-1).mean()
     assert v.norm(dim=-1).mean().item() == pytest.approx(target_norm.item(), rel=0.05)
 
-    try:
-        from devkit.fixtures.ipadapter_files import ipadapter_file
-        from mindedit_core.ipadapter import load_ipadapter
-    except ImportError as exc:  # the IP-Adapter core is written in parallel
-        pytest.skip(f"IP-Adapter core not available yet: {exc}")
+    from devkit.fixtures.ipadapter_files import ipadapter_file
+    from mindedit_core.ipadapter import load_ipadapter
+
     adapter = load_ipadapter(ipadapter_file(fixture_cache, "plain"))
     tokens = adapter.project(v)
     assert tokens.shape[0] == 4 and tokens.ndim == 3 and torch.isfinite(tokens).all()
@@ -294,7 +308,7 @@ def test_accelerate_launch_two_cpu_processes(training_inputs, tmp_path, repo_roo
         "--max-steps",
         "2",
         "--set",
-        "split=none",
+        "split=all",
         "limit=4",
         "batch_size=1",
         "grad_accum=2",
@@ -342,7 +356,7 @@ def test_tensorboard_errors_other_than_missing_are_not_hidden(tmp_path, monkeypa
     import sys
     import types
 
-    from training.train import MetricsLog
+    from training.metrics_log import MetricsLog
 
     def unwritable(*args, **kwargs):
         raise PermissionError("log folder is read-only")

@@ -24,8 +24,6 @@ from typing import Any
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VARIANTS = ("joint", "text_only", "head_only")
-# The names the checkpoint manifest uses (mindedit_core.checkpoint.VARIANTS).
-CHECKPOINT_VARIANT = {"joint": "joint", "text_only": "text-only", "head_only": "head-only"}
 
 
 @dataclass
@@ -36,9 +34,9 @@ class TrainConfig:
     data_format: str = "humanedit"  # humanedit | complex_multistep | jsonl
     column_map: dict = field(default_factory=dict)
     mask_polarity: str | None = None  # None: the format's default
-    split: str | None = (
-        None  # split manifest (HumanEdit: training/splits/humanedit.json, written on first use)
-    )
+    # Split manifest whose `subset` part is trained on; None: the dataset's known manifest
+    # (training.data.split.default_manifest_path; HumanEdit's is written on first use); "all": every record.
+    split: str | None = None
     subset: str = "train"
     refined: str | None = None  # refine_data JSONL cache (joint / text_only; jsonl data may carry its own)
     targets: str | None = None  # build_targets folder (needed by joint / head_only)
@@ -126,7 +124,7 @@ class TrainConfig:
         return asdict(self)
 
 
-def _coerce(name: str, raw: str) -> Any:
+def _coerce(raw: str) -> Any:
     """Parse an override value as JSON when it looks like JSON, else keep the string."""
     try:
         return json.loads(raw)
@@ -173,10 +171,25 @@ def build_config(
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"Bad override {item!r}: expected key=value.")
-        values[key.strip()] = _coerce(key, raw.strip())
+        values[key.strip()] = _coerce(raw.strip())
     values.update({k: v for k, v in explicit.items() if v is not None})
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"Unknown training options {unknown}. Known options: {sorted(known)}.")
     return TrainConfig(**values)
+
+
+def checkpoint_variant(variant: str) -> str:
+    """The variant name written into the checkpoint manifest: the training name (``text_only``).
+
+    A ``mindedit_core`` that still only knows the old hyphenated manifest names (``text-only``) gets
+    those; reading either spelling is core's job (`normalise_variant`)."""
+    from mindedit_core.checkpoint import VARIANTS
+
+    return variant if variant in VARIANTS else variant.replace("_", "-")
+
+
+def normalise_variant(name: str | None) -> str | None:
+    """A manifest's variant in the one spelling used here (old manifests say ``text-only``)."""
+    return name.replace("-", "_") if name else name

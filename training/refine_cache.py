@@ -1,10 +1,13 @@
 """The append-only JSONL cache of refinement answers, so a killed `refine_data` run resumes.
 
 Each answered request is one line, written and flushed (fsync) as soon as its answer arrives, under
-a lock, as a single ``write`` call. On start the cache is read back: a request whose key already has
-an answer (``ok`` or ``unparsed``) is never sent again. ``error`` lines (the endpoint failed after
-all retries) are kept for the record and retried on the next run. A line cut short by a kill is
-skipped with a warning.
+a lock, as a single ``write`` call. Just before a request is sent a ``sent`` line is written for it,
+so a killed run knows which requests were in flight. On start the cache is read back: a request whose
+key already has an answer (``ok`` or ``unparsed``) is never sent again; a request that was in flight
+when the run was killed (its ``sent`` line has no answer after it; at most ``--concurrency`` of them)
+is sent again, and the resumed run says how many. ``error`` lines (the endpoint failed after all
+retries) are kept for the record and retried on the next run. A line cut short by a kill is skipped
+with a warning.
 
 The key is a sha256 over (model, prompt version, record id, instruction, source image bytes, mask
 bytes when the mask is used, image size limit): change any of them and the request is made again.
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 STATUS_OK = "ok"  # answered and parsed
 STATUS_UNPARSED = "unparsed"  # answered, the core parser fell back (kept, not dropped)
 STATUS_ERROR = "error"  # no usable answer (HTTP failure after retries, empty answer, ...)
+STATUS_SENT = "sent"  # the request is being sent; an answer or error line follows unless the run was killed
 ANSWERED = (STATUS_OK, STATUS_UNPARSED)
 
 
@@ -100,6 +104,11 @@ class RefineCache:
     def answered(self, key: str) -> bool:
         entry = self.entries.get(key)
         return entry is not None and entry.status in ANSWERED
+
+    def in_flight(self, key: str) -> bool:
+        """The request was being sent when a previous run stopped (no answer was received)."""
+        entry = self.entries.get(key)
+        return entry is not None and entry.status == STATUS_SENT
 
     def append(self, entry: CacheEntry) -> None:
         line = json.dumps(asdict(entry), ensure_ascii=False) + "\n"

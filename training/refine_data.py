@@ -4,8 +4,9 @@ Every record's source image (mask outlined when used) and instruction are sent w
 refinement prompt (`mindedit_core.prompting`) to an OpenAI-compatible endpoint (the method used
 GPT-4o), or to a local MLLM through the core loader. Answers go through the core parser
 (`parse_refinement`) and land in an append-only JSONL cache (`training.refine_cache`): a killed run
-resumes where it stopped, never repeating an answered request; failures and unparseable answers are
-recorded, not dropped, and reported at the end.
+resumes where it stopped, never repeating an answered request; only the requests in flight at the
+kill (at most ``--concurrency``; their answers never arrived) are sent again, and the resumed run
+prints how many. Failures and unparseable answers are recorded, not dropped, and reported at the end.
 
     export OPENAI_API_KEY=...
     python -m training.refine_data --format humanedit --data /data/HumanEdit \\
@@ -37,7 +38,15 @@ from mindedit_core.prompting import (
 from .chat_client import ChatClient, ChatRequestError, refinement_messages
 from .data.record import EditRecord, image_bytes
 from .mllm_inputs import record_image
-from .refine_cache import STATUS_ERROR, STATUS_OK, STATUS_UNPARSED, CacheEntry, RefineCache, request_key
+from .refine_cache import (
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SENT,
+    STATUS_UNPARSED,
+    CacheEntry,
+    RefineCache,
+    request_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +84,19 @@ def job_key(record: EditRecord, *, model: str, use_mask: bool, max_side: int | N
 
 def plan_jobs(
     records: Sequence[EditRecord], cache: RefineCache, *, model: str, use_mask: bool, max_side: int | None
-) -> tuple[list[RefineJob], int]:
-    """The requests still to make (in record order) and how many the cache already answers."""
-    jobs, done = [], 0
+) -> tuple[list[RefineJob], int, int]:
+    """The requests still to make (in record order), how many the cache already answers, and how many
+    of the requests to make were in flight when a previous run was killed (they are sent again)."""
+    jobs, done, resent = [], 0, 0
     for index in range(len(records)):
         record = records[index]
         key = job_key(record, model=model, use_mask=use_mask, max_side=max_side)
         if cache.answered(key):
             done += 1
         else:
+            resent += cache.in_flight(key)
             jobs.append(RefineJob(index, record.id, record.instruction, key, use_mask))
-    return jobs, done
+    return jobs, done, resent
 
 
 def _entry(job: RefineJob, model: str, **fields) -> CacheEntry:
@@ -100,11 +111,17 @@ def _entry(job: RefineJob, model: str, **fields) -> CacheEntry:
 
 
 def _run_one(
-    job: RefineJob, records: Sequence[EditRecord], answer_fn: AnswerFn, model: str, max_side: int | None
+    job: RefineJob,
+    records: Sequence[EditRecord],
+    answer_fn: AnswerFn,
+    model: str,
+    max_side: int | None,
+    cache: RefineCache,
 ) -> CacheEntry:
     try:
         record = records[job.index]
         image, with_mask = record_image(record, use_mask=job.use_mask, max_side=max_side)
+        cache.append(_entry(job, model, status=STATUS_SENT))  # a kill from here on re-sends this one
         raw, attempts = answer_fn(record, image, with_mask)
     except ChatRequestError as exc:
         return _entry(job, model, status=STATUS_ERROR, error=str(exc))
@@ -137,17 +154,24 @@ def run_refinement(
 ) -> dict[str, int]:
     """Answer every record not yet in ``cache``, at most ``concurrency`` requests at a time.
 
-    Returns counts: ``cached`` (skipped), ``ok``, ``unparsed``, ``error`` for this run.
+    Returns counts: ``cached`` (skipped), ``resent`` (in flight when a previous run was killed, sent
+    again), ``ok``, ``unparsed``, ``error`` for this run.
     """
-    jobs, cached = plan_jobs(records, cache, model=model, use_mask=use_mask, max_side=max_side)
-    counts = {"cached": cached, STATUS_OK: 0, STATUS_UNPARSED: 0, STATUS_ERROR: 0}
+    jobs, cached, resent = plan_jobs(records, cache, model=model, use_mask=use_mask, max_side=max_side)
+    if resent:
+        log.warning(
+            "Resuming: %d request(s) were in flight when the previous run stopped; their answers never "
+            "arrived, so they are sent again (a paid API bills them twice). Every answered request is reused.",
+            resent,
+        )
+    counts = {"cached": cached, "resent": resent, STATUS_OK: 0, STATUS_UNPARSED: 0, STATUS_ERROR: 0}
     bar = _progress(len(jobs), progress)
     pending = iter(jobs)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        # Submit lazily: a kill then loses at most `concurrency` in-flight requests, none answered.
+        # Submit lazily: a kill then re-sends at most `concurrency` in-flight requests, none answered.
         running = set()
         for job in pending:
-            running.add(pool.submit(_run_one, job, records, answer_fn, model, max_side))
+            running.add(pool.submit(_run_one, job, records, answer_fn, model, max_side, cache))
             if len(running) >= concurrency:
                 break
         while running:
@@ -163,7 +187,7 @@ def run_refinement(
                 bar.update(1)
                 nxt = next(pending, None)
                 if nxt is not None:
-                    running.add(pool.submit(_run_one, nxt, records, answer_fn, model, max_side))
+                    running.add(pool.submit(_run_one, nxt, records, answer_fn, model, max_side, cache))
     bar.close()
     return counts
 
@@ -317,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.quiet,
     )
     print(
-        f"refine_data: {counts['cached']} already cached, {counts['ok']} answered, "
+        f"refine_data: {counts['cached']} already cached, {counts['resent']} sent again (in flight when the "
+        f"previous run stopped), {counts['ok']} answered, "
         f"{counts['unparsed']} unparseable (kept in {args.out}), {counts['error']} failed "
         "(rerun to retry them)."
     )

@@ -7,7 +7,8 @@ torch CPU and CUDA) are saved per process (``rng-<rank>.pt``), so dropout masks 
 the ones an uninterrupted run would have drawn.
 
 Under DeepSpeed or FSDP the optimizer is sharded: `accelerate`'s own ``save_state``/``load_state``
-is used for the weights/optimizer there (see train.py), with the same progress/RNG files.
+is used for the weights/optimizer there (`save_training_state` / `restore_training_state`), with the
+same progress/RNG files.
 """
 
 from __future__ import annotations
@@ -125,3 +126,45 @@ def load_progress(folder: Path, *, rank: int) -> dict:
     if rng_file.is_file():
         set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
     return progress
+
+
+def state_to_resume(output_dir: str | Path, resume: str) -> Path | None:
+    """The state folder a run starts from: the newest one (``auto``), none (``never``), or the one named."""
+    if resume == "auto":
+        return latest_state(output_dir)
+    if resume == "never":
+        return None
+    return Path(resume)
+
+
+def save_training_state(
+    accelerator, joint, optimizer, scheduler, out: Path, *, sharded: bool, keep: int, progress: dict
+) -> None:
+    """Write ``state/step-<N>`` from every process (a collective call: all processes must enter it)."""
+    step = progress["global_step"]
+    tmp = Path(out) / STATE_DIR / f".tmp-step-{step}"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        begin_state_dir(out, step)
+    accelerator.wait_for_everyone()
+    if sharded:  # every process writes its shard
+        accelerator.save_state(str(tmp / "accelerate"))
+        if accelerator.is_main_process:
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    elif accelerator.is_main_process:
+        save_local_state(tmp, accelerator.unwrap_model(joint), optimizer, scheduler)
+    save_progress(tmp, progress, rank=accelerator.process_index)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        commit_state_dir(tmp, step, keep=keep)
+    accelerator.wait_for_everyone()
+
+
+def restore_training_state(accelerator, joint, optimizer, scheduler, state: Path, *, sharded: bool) -> dict:
+    """Load ``state`` into the prepared model/optimizer/scheduler; returns this process's progress."""
+    if sharded:
+        accelerator.load_state(str(state / "accelerate"))
+        scheduler.load_state_dict(torch.load(state / "scheduler.pt", weights_only=False))
+    else:
+        load_local_state(state, accelerator.unwrap_model(joint), optimizer, scheduler)
+    return load_progress(state, rank=accelerator.process_index)

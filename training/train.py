@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -34,8 +33,10 @@ from torch.utils.data import DataLoader, Subset
 from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
 
 from .collate import EditTrainDataset, collate
-from .config import CHECKPOINT_VARIANT, TrainConfig, build_config
+from .config import TrainConfig, build_config
+from .export import export_trained
 from .joint_model import JointModel, unwrap_peft
+from .metrics_log import MetricsLog, format_metrics
 from .model_setup import (
     add_lora,
     enable_gradient_checkpointing,
@@ -44,15 +45,9 @@ from .model_setup import (
     prepare_full_finetune,
     resolve_precision,
 )
-from .state import (
-    begin_state_dir,
-    commit_state_dir,
-    latest_state,
-    load_local_state,
-    load_progress,
-    save_local_state,
-    save_progress,
-)
+from .output_lock import lock_output_folder
+from .schedule import epoch_order, make_scheduler, steps_per_epoch
+from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
 from .train_data import select_training_records
 
@@ -74,37 +69,6 @@ class TrainResult:
     train_eval_end: dict | None = None
 
 
-# -- data order -------------------------------------------------------------------------------------
-def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world: int) -> list[int]:
-    """This process's sample order for ``epoch``: a seeded permutation, split into equal rank blocks
-    (the tail that does not divide evenly is dropped so every rank runs the same number of steps)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    per_rank = n // world
-    return order[rank * per_rank : (rank + 1) * per_rank]
-
-
-def steps_per_epoch(n: int, cfg: TrainConfig, world: int) -> int:
-    micro = math.ceil((n // world) / cfg.batch_size)
-    return math.ceil(micro / cfg.grad_accum)
-
-
-def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
-    warmup = int(round(cfg.warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if cfg.scheduler == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        if cfg.scheduler == "linear":
-            return max(0.0, 1.0 - progress)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 # -- model --------------------------------------------------------------------------------------------
 def build_joint_model(
     cfg: TrainConfig, targets: TargetStore | None, precision: str, train_ids: list[str] | None = None
@@ -116,10 +80,7 @@ def build_joint_model(
         weights_dtype=torch.bfloat16 if lora_bf16 else torch.float32,
         attn_implementation=cfg.attn_implementation,
     )
-    depth = num_layers(model)
-    layer = cfg.layer or default_layer(depth)
-    if not 1 <= layer <= depth:
-        raise ValueError(f"layer={layer} is outside the model's 1..{depth} decoder layers.")
+    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -148,6 +109,17 @@ def build_joint_model(
     return joint, processor, layer
 
 
+def resolve_layer(requested: int | None, depth: int, *, model_name: str = "the model") -> int:
+    """Layer m: the configured one, else 3/4 of the model's depth (21 of 28, 3 of 4)."""
+    layer = requested if requested is not None else default_layer(depth)
+    if not 1 <= layer <= depth:
+        raise ValueError(
+            f"layer={layer} is outside {model_name}'s decoder layers: it has {depth} (1..{depth}). Leave "
+            f"`layer` unset for 3/4 of the depth (layer {default_layer(depth)} here), or set one in 1..{depth}."
+        )
+    return layer
+
+
 def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
     body = [p for n, p in joint.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups = []
@@ -158,57 +130,6 @@ def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
             {"params": list(joint.head.parameters()), "lr": cfg.head_lr or cfg.lr, "weight_decay": 0.0}
         )
     return groups
-
-
-# -- logging ------------------------------------------------------------------------------------------
-class MetricsLog:
-    """metrics.jsonl (main process) + TensorBoard when the package is installed.
-
-    ``start_step`` is the step the run starts from (0, or the resumed state's step): records of later
-    steps, logged by a run that was killed before its next state save, are dropped from the JSONL
-    and purged from TensorBoard, so every step appears once.
-    """
-
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool, start_step: int = 0) -> None:
-        self.enabled = enabled
-        self.path = out / "metrics.jsonl"
-        self.writer = None
-        if enabled and self.path.is_file():
-            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [line for line in lines if _logged_step(line) <= start_step]
-            if len(kept) != len(lines):
-                self.path.write_text("".join(kept), encoding="utf-8")
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard not installed: say so once, keep the JSONL log
-                log.info(
-                    "TensorBoard is not installed (pip install tensorboard); metrics go to %s.", self.path
-                )
-            else:
-                self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step":
-                    self.writer.add_scalar(f"train/{key}", value, record["step"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _logged_step(line: str) -> float:
-    """The step of one metrics.jsonl line (a line cut short by a kill counts as after every step)."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
 
 
 # -- evaluation on the training set (sanity check; no dropout) -------------------------------------
@@ -240,7 +161,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
     after (mean CE and cosine). ``debug_stop_after``: raise `SimulatedKill` after that optimizer step's
     state save (tests of exact resumption)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+    from accelerate.utils import DistributedDataParallelKwargs
 
     cfg.validate()
     precision = resolve_precision(cfg.precision)
@@ -256,8 +177,21 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
         "accelerate: process %d of %d (%s, %s)", rank, world, accelerator.distributed_type, accelerator.device
     )
     out = Path(cfg.output_dir)
+    lock = lock_output_folder(accelerator, out)
+    try:
+        return _train_locked(cfg, accelerator, out, precision, debug_stop_after, eval_train)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(
+    cfg: TrainConfig, accelerator, out: Path, precision: str, debug_stop_after: int | None, eval_train: int
+) -> TrainResult:
+    from accelerate.utils import DistributedType
+
+    rank, world = accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     torch.manual_seed(cfg.seed)  # same LoRA/head init on every process
 
@@ -295,18 +229,9 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
 
     # -- resume --
     global_step, epoch, window_in_epoch = 0, 0, 0
-    state = None
-    if cfg.resume == "auto":
-        state = latest_state(out)
-    elif cfg.resume != "never":
-        state = Path(cfg.resume)
+    state = state_to_resume(out, cfg.resume)
     if state is not None:
-        if sharded:
-            accelerator.load_state(str(state / "accelerate"))
-            scheduler.load_state_dict(torch.load(state / "scheduler.pt", weights_only=False))
-        else:
-            load_local_state(state, accelerator.unwrap_model(joint), optimizer, scheduler)
-        progress = load_progress(state, rank=rank)
+        progress = restore_training_state(accelerator, joint, optimizer, scheduler, state, sharded=sharded)
         global_step, epoch, window_in_epoch = progress["global_step"], progress["epoch"], progress["window"]
         log.info("Resumed from %s (step %d, epoch %d).", state, global_step, epoch)
 
@@ -319,7 +244,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
         )
         if state is None:
             result.train_eval_start = evaluate(joint, eval_loader, accelerator.device)
-            log.info("train-set check before training: %s", _fmt(result.train_eval_start))
+            log.info("train-set check before training: %s", format_metrics(result.train_eval_start))
 
     from tqdm import tqdm
 
@@ -378,17 +303,17 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
             if accelerator.is_main_process and (
                 global_step % cfg.log_every == 0 or global_step == total_steps
             ):
-                log.info("step %d/%d %s", global_step, total_steps, _fmt(record))
+                log.info("step %d/%d %s", global_step, total_steps, format_metrics(record))
             if global_step % cfg.save_every == 0 or global_step == total_steps:
-                _save_state(
+                save_training_state(
                     accelerator,
                     joint,
                     optimizer,
                     scheduler,
                     out,
-                    cfg,
-                    sharded,
-                    {"global_step": global_step, "epoch": epoch, "window": window_in_epoch},
+                    sharded=sharded,
+                    keep=cfg.keep_states,
+                    progress={"global_step": global_step, "epoch": epoch, "window": window_in_epoch},
                 )
             if debug_stop_after is not None and global_step >= debug_stop_after:
                 bar.close()
@@ -401,85 +326,22 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
 
     if eval_loader is not None:
         result.train_eval_end = evaluate(joint, eval_loader, accelerator.device)
-        log.info("train-set check after training: %s", _fmt(result.train_eval_end))
+        log.info("train-set check after training: %s", format_metrics(result.train_eval_end))
     accelerator.wait_for_everyone()
     result.global_step = global_step
-    _export(accelerator, joint, processor, cfg, out, layer, result)
+    result.checkpoint_dir, result.model_dir = export_trained(
+        accelerator,
+        joint,
+        processor,
+        cfg,
+        out,
+        layer,
+        global_step=global_step,
+        final_metrics=result.history[-1] if result.history else None,
+    )
     metrics_log.close()
     accelerator.wait_for_everyone()
     return result
-
-
-def _fmt(record: dict) -> str:
-    return " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "step"
-    )
-
-
-def _save_state(
-    accelerator, joint, optimizer, scheduler, out: Path, cfg: TrainConfig, sharded: bool, progress: dict
-):
-    step = progress["global_step"]
-    tmp = out / "state" / f".tmp-step-{step}"
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        begin_state_dir(out, step)
-    accelerator.wait_for_everyone()
-    if sharded:  # every process writes its shard
-        accelerator.save_state(str(tmp / "accelerate"))
-        if accelerator.is_main_process:
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    elif accelerator.is_main_process:
-        save_local_state(tmp, accelerator.unwrap_model(joint), optimizer, scheduler)
-    save_progress(tmp, progress, rank=accelerator.process_index)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        commit_state_dir(tmp, step, keep=cfg.keep_states)
-    accelerator.wait_for_everyone()
-
-
-def _export(
-    accelerator, joint, processor, cfg: TrainConfig, out: Path, layer: int, result: TrainResult
-) -> None:
-    """Write the MIND-Edit checkpoint (and the full model folder after full fine-tuning)."""
-    from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
-
-    full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
-    if not accelerator.is_main_process:
-        return
-    unwrapped: JointModel = accelerator.unwrap_model(joint)
-    core = unwrap_peft(unwrapped.mllm)
-    head = unwrapped.head
-    if head is not None:
-        head.load_state_dict({k[len("head.") :]: v for k, v in full_state.items() if k.startswith("head.")})
-        head = head.float().cpu()
-    info = base_model_info(core.config, name=Path(cfg.model).name)
-    extra = {
-        "train": {k: v for k, v in cfg.to_dict().items() if k not in ("column_map",)},
-        "global_step": result.global_step,
-        "final_metrics": result.history[-1] if result.history else None,
-    }
-    if cfg.finetune == "full":
-        model_dir = out / "model"
-        mllm_state = {k[len("mllm.") :]: v for k, v in full_state.items() if k.startswith("mllm.")}
-        core.save_pretrained(str(model_dir), state_dict=mllm_state)
-        processor.save_pretrained(str(model_dir))
-        result.model_dir = model_dir
-        log.info("Full fine-tuned model written to %s (use it as the base model folder).", model_dir)
-    if head is None and cfg.finetune == "full":
-        return
-    lora = unwrapped.mllm if cfg.finetune == "lora" else None
-    result.checkpoint_dir = save_mindedit_checkpoint(
-        out / "checkpoint",
-        base=info,
-        head=head,
-        lora_model=lora,
-        variant=CHECKPOINT_VARIANT[cfg.variant],
-        layer=layer,
-        extra=extra,
-        overwrite=True,
-    )
-    log.info("MIND-Edit checkpoint written to %s.", result.checkpoint_dir)
 
 
 # -- command line -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from mindedit_core.prompting import PROMPT_VERSION
 from .config import TrainConfig
 from .data.loader import load_records, record_ids
 from .data.record import EditRecord
-from .data.split import DEFAULT_MANIFEST, ensure_manifest
+from .data.split import default_manifest_path, ensure_manifest
 from .refine_cache import load_refined
 from .target_store import TargetStore
 
@@ -48,12 +48,29 @@ class SelectedRecords(Sequence[EditRecord]):
         return list(self._ids)
 
 
+SPLIT_ALL = ("all", "none")  # train on every record, test records included (explicit only)
+
+
 def split_path(cfg: TrainConfig) -> str | None:
-    if cfg.split in ("none", ""):
+    """The split manifest training reads (its ``subset`` part), or ``None`` for ``split=all``.
+
+    Without ``split=``, the dataset's known manifest is used (`default_manifest_path`; HumanEdit's is
+    written on first use). A dataset with no known split is refused: training on all of it would
+    include its test records, so that needs ``split=all``."""
+    if cfg.split in SPLIT_ALL:
+        log.warning("split=%s: training on every record of %s, test records included.", cfg.split, cfg.data)
         return None
-    if cfg.split is None:
-        return str(DEFAULT_MANIFEST) if cfg.data_format == "humanedit" else None
-    return cfg.split
+    if cfg.split:
+        return cfg.split
+    known = default_manifest_path(cfg.data_format, cfg.data)
+    if known.is_file() or cfg.data_format == "humanedit":
+        return str(known)
+    raise ValueError(
+        f"No split is known for {cfg.data} ({cfg.data_format}): training on every record would train on "
+        f"its test records too. Write one with `python -m training.data.split --format {cfg.data_format} "
+        f"--data {cfg.data}` (it goes to {known}, where training finds it), pass split=<manifest>, or "
+        "pass split=all to train on every record."
+    )
 
 
 def select_training_records(cfg: TrainConfig, *, targets: TargetStore | None) -> SelectedRecords:
@@ -62,7 +79,7 @@ def select_training_records(cfg: TrainConfig, *, targets: TargetStore | None) ->
     positions = list(range(len(ids)))
     manifest_path = split_path(cfg)
     if manifest_path:
-        manifest = ensure_manifest(ids, manifest_path)
+        manifest = ensure_manifest(ids, manifest_path, dataset_format=cfg.data_format)
         wanted = set(getattr(manifest, cfg.subset))
         positions = [p for p in positions if ids[p] in wanted]
         log.info("Split %s: %d %s records.", manifest_path, len(positions), cfg.subset)

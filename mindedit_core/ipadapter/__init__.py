@@ -1,11 +1,13 @@
 """IP-Adapter for SD1.5: load adapter files, the decoupled-attention math, and the ComfyUI patch.
 
-No ComfyUI import anywhere in this package; diffusers is imported lazily by `diffusers_processor`.
+No ComfyUI or diffusers import anywhere in this package: `comfy_contract` types the ComfyUI MODEL it
+patches, and `diffusers_processor` works on the caller's diffusers UNet.
 """
 
 from .attention import BATCH_MAPPINGS, decoupled_attention, mask_for_tokens, sdpa_attention
+from .comfy_contract import ComfyModelPatcher
 from .comfy_patch import IPAdapterModelMismatch, MindEditAttn2Patch, apply_ipadapter, check_model_fits
-from .sites import SD15_SITES, SD15_WIDTHS, Site, site_for_comfy_key
+from .sites import SD15_SITES, SD15_WIDTHS, Site
 from .weights import (
     AdapterInfo,
     IPAdapter,
@@ -20,6 +22,7 @@ __all__ = [
     "SD15_SITES",
     "SD15_WIDTHS",
     "AdapterInfo",
+    "ComfyModelPatcher",
     "IPAdapter",
     "IPAdapterFileError",
     "IPAdapterModelMismatch",
@@ -33,5 +36,4 @@ __all__ = [
     "mask_for_tokens",
     "read_adapter_file",
     "sdpa_attention",
-    "site_for_comfy_key",
 ]

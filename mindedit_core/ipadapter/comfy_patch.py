@@ -1,17 +1,19 @@
 """Install IP-Adapter attention on a ComfyUI MODEL (a ``ModelPatcher``), composing with other patches.
 
 How ComfyUI calls us (``comfy/ldm/modules/attention.py``, ``BasicTransformerBlock.forward``): for a
-cross-attention layer whose key ``(block_kind, block_id, transformer_index)`` is present in
-``transformer_options["patches_replace"]["attn2"]``, it runs ``to_q``/``to_k``/``to_v`` itself, calls
-``replacement(q, k, v, extra_options)`` and applies ``to_out`` to the result. ``extra_options``
-carries ``n_heads``, ``sigmas``, ``cond_or_uncond``, ``original_shape`` (latent shape) and the rest of
-``transformer_options``.
+cross-attention layer whose key ``(block_kind, block_id, transformer_index)`` (or, when that is
+absent, ``(block_kind, block_id)``) is in ``transformer_options["patches_replace"]["attn2"]``, it
+runs ``to_q``/``to_k``/``to_v`` itself, calls ``replacement(q, k, v, extra_options)`` and applies
+``to_out`` to the result. ``extra_options`` carries ``n_heads``, ``sigmas``, ``cond_or_uncond``,
+``original_shape`` (latent shape) and the rest of ``transformer_options``.
 
-Our replacement computes the text attention (or delegates to whatever replacement was on that key
-before, another pack's or an earlier MIND-Edit apply: we never clobber) and adds the image attention.
-Nothing here imports ComfyUI: the patcher is duck-typed (``clone``, ``set_model_attn2_replace``,
-``model_options``, ``get_model_object``), and the ComfyUI node passes ComfyUI's own attention function
-so that ``weight=0`` reproduces the unpatched model bit for bit.
+Our replacement sits on the 3-tuple key. It computes the text attention, or delegates to whatever
+replacement was on that site before (another pack's or an earlier MIND-Edit apply: we never
+clobber) and to one installed later on the site's 2-tuple key, which our 3-tuple key hides from
+ComfyUI (found through the live table, see `comfy_contract`), then adds the image attention. So
+packs compose in either order. The MODEL is typed by `ComfyModelPatcher`; nothing here imports
+ComfyUI, and the ComfyUI node passes ComfyUI's own attention function so that ``weight=0``
+reproduces the unpatched model bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..embeds import unconditional_embeds
 from .attention import (
     BATCH_MAPPINGS,
     AttentionFn,
@@ -28,6 +31,14 @@ from .attention import (
     decoupled_attention,
     mask_for_tokens,
     sdpa_attention,
+)
+from .comfy_contract import (
+    LIVE_ATTN2_KEY,
+    ComfyModelPatcher,
+    ModelSampling,
+    attn2_table,
+    check_model_patcher,
+    install_live_attn2,
 )
 from .sites import Site
 from .weights import FIX_HINT, IPAdapter, IPAdapterFileError
@@ -113,7 +124,8 @@ class PreparedEmbeds:
 
 
 class MindEditAttn2Patch:
-    """The callable installed on one attn2 key: previous result (or text attention) + image attention."""
+    """The callable installed on one attn2 key: text attention (or the replacements chained on this
+    site) + image attention."""
 
     def __init__(
         self,
@@ -121,11 +133,14 @@ class MindEditAttn2Patch:
         prepared: PreparedEmbeds,
         previous: Any = None,
         attention_fn: AttentionFn = sdpa_attention,
+        hidden_at_apply: Any = None,
     ) -> None:
         self.site = site
         self.prepared = prepared
-        self.previous = previous
+        self.previous = previous  # the replacement this site had when we were applied
         self.attention_fn = attention_fn
+        # the site's 2-tuple replacement at apply time: already hidden from ComfyUI then, not ours to revive
+        self.hidden_at_apply = hidden_at_apply
 
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict
@@ -133,8 +148,16 @@ class MindEditAttn2Patch:
         heads = extra_options["n_heads"]
         if self.previous is not None:
             out = self.previous(q, k, v, extra_options)
+            later = self._later_replacement(extra_options)
+            if later is not None:  # each adds its own term to the text attention: keep both terms
+                text = self.attention_fn(q, k, v, heads, extra_options)
+                out = out + (later(q, k, v, extra_options) - text)
         else:
-            out = self.attention_fn(q, k, v, heads, extra_options)
+            later = self._later_replacement(extra_options)
+            if later is not None:
+                out = later(q, k, v, extra_options)
+            else:
+                out = self.attention_fn(q, k, v, heads, extra_options)
         if not self.prepared.is_active(extra_options):
             return out
         image_k, image_v = self.prepared.kv_for(self.site.adapter_number, q, extra_options)
@@ -150,6 +173,24 @@ class MindEditAttn2Patch:
             extra_options=extra_options,
         )
 
+    def _later_replacement(self, extra_options: dict) -> Any | None:
+        """A replacement installed on this site's 2-tuple key after us, which ComfyUI will not call.
+
+        Returned once per layer call: a chain of several MIND-Edit applies runs it once, and a
+        replacement that calls back into ours is not run again (no recursion).
+        """
+        live = extra_options.get(LIVE_ATTN2_KEY)
+        if not live:
+            return None
+        kind, block, _ = self.site.comfy_key
+        later = live.get((kind, block))
+        if later is None or later is self.previous or later is self.hidden_at_apply:
+            return None
+        if extra_options.get(_LATER_RUN_KEY) is later:
+            return None
+        extra_options[_LATER_RUN_KEY] = later
+        return later
+
     def to(self, *args: Any, **kwargs: Any) -> MindEditAttn2Patch:
         """ComfyUI calls ``.to(device)`` on replacements; tensors are cast lazily per call instead."""
         if self.previous is not None and hasattr(self.previous, "to"):
@@ -157,22 +198,15 @@ class MindEditAttn2Patch:
         return self
 
 
+# Set in ``extra_options`` (one dict per layer call) by the patch that ran the later 2-tuple replacement.
+_LATER_RUN_KEY = "mindedit_later_attn2_run"
+
+
 def _match_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     """Repeat the last row / drop extra rows so ``t`` has ``rows`` rows."""
     if t.shape[0] >= rows:
         return t[:rows]
     return torch.cat([t, t[-1:].expand(rows - t.shape[0], *t.shape[1:])], dim=0)
-
-
-def default_negative(adapter: IPAdapter, positive: torch.Tensor) -> torch.Tensor:
-    """Zeros shaped like one positive sample, for both kinds.
-
-    Plain: zeros is the reference convention. Plus: the reference uses the encoder's output for a
-    blank image, which needs a CLIP-vision encoder we do not have at inference; zeros is our
-    documented default. Connect the vision head's own negative (or IPAdapter_plus's ``neg_embed``)
-    to reproduce the reference exactly.
-    """
-    return torch.zeros_like(positive[:1])
 
 
 def _attn2_module(diffusion_model: Any, site: Site) -> Any | None:
@@ -192,13 +226,13 @@ def _attn2_module(diffusion_model: Any, site: Site) -> Any | None:
     return None
 
 
-def check_model_fits(model_patcher: Any, adapter: IPAdapter) -> list[Site]:
+def check_model_fits(model_patcher: ComfyModelPatcher, adapter: IPAdapter) -> list[Site]:
     """Check the MODEL's attn2 widths against the adapter; return the sites the MODEL lacks (warned).
 
     Raises `IPAdapterModelMismatch` naming the site, both widths and the fix when they differ.
     Models that cannot be inspected (not an LDM UNet, duck-typed fakes) are not checked.
     """
-    diffusion_model = getattr(getattr(model_patcher, "model", None), "diffusion_model", None)
+    diffusion_model = getattr(model_patcher.model, "diffusion_model", None)
     if diffusion_model is None:
         return []
     missing = []
@@ -231,13 +265,13 @@ def check_model_fits(model_patcher: Any, adapter: IPAdapter) -> list[Site]:
     return missing
 
 
-def _percent_to_sigma(model_patcher: Any, percent: float) -> float:
-    sampling = model_patcher.get_model_object("model_sampling")
+def _percent_to_sigma(model_patcher: ComfyModelPatcher, percent: float) -> float:
+    sampling: ModelSampling = model_patcher.get_model_object("model_sampling")
     return float(sampling.percent_to_sigma(percent))
 
 
 def apply_ipadapter(
-    model_patcher: Any,
+    model_patcher: ComfyModelPatcher,
     ipadapter: IPAdapter,
     pos_embeds: torch.Tensor,
     neg_embeds: torch.Tensor | None = None,
@@ -248,14 +282,16 @@ def apply_ipadapter(
     attn_mask: torch.Tensor | None = None,
     batch_mapping: str = "all",
     attention_fn: AttentionFn = sdpa_attention,
-) -> Any:
+) -> ComfyModelPatcher:
     """Return a clone of ``model_patcher`` with IP-Adapter attention on all 16 SD1.5 attn2 sites.
 
     ``pos_embeds``/``neg_embeds`` are CLIP-vision-shaped (`EMBEDS`): ``[N,1024]`` plain or
-    ``[N,257,1280]`` plus. ``batch_mapping="all"``: every latent sees all N embeddings (their tokens
+    ``[N,257,1280]`` plus; without ``neg_embeds`` the unconditional pass gets `unconditional_embeds`
+    (zeros). ``batch_mapping="all"``: every latent sees all N embeddings (their tokens
     are concatenated); ``"per_latent"``: latent i uses embedding i (the last one repeats).
     ``start_at``/``end_at`` are fractions of the schedule. ``weight`` may be negative.
     """
+    check_model_patcher(model_patcher)
     if ipadapter.family != "sd15":
         raise IPAdapterModelMismatch(
             f"IP-Adapter {ipadapter.info.source} is an SDXL adapter ({ipadapter.info.context_dim}-wide "
@@ -275,7 +311,7 @@ def apply_ipadapter(
         )
     ipadapter.check_embeds(pos_embeds, what="positive EMBEDS")
     if neg_embeds is None:
-        neg_embeds = default_negative(ipadapter, pos_embeds)
+        neg_embeds = unconditional_embeds(pos_embeds)
     ipadapter.check_embeds(neg_embeds, what="negative EMBEDS")
     check_model_fits(model_patcher, ipadapter)
 
@@ -308,12 +344,14 @@ def apply_ipadapter(
     )
 
     patched = model_patcher.clone()
-    existing = (
-        patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
-    )
+    install_live_attn2(patched)
+    existing = attn2_table(patched.model_options)
     for site, _ in ipadapter.sites:
         kind, block, index = site.comfy_key
-        previous = existing.get(site.comfy_key, existing.get((kind, block)))
-        patch = MindEditAttn2Patch(site, prepared, previous=previous, attention_fn=attention_fn)
+        hidden = existing.get((kind, block))
+        previous = existing.get(site.comfy_key, hidden)
+        patch = MindEditAttn2Patch(
+            site, prepared, previous=previous, attention_fn=attention_fn, hidden_at_apply=hidden
+        )
         patched.set_model_attn2_replace(patch, kind, block, index)
     return patched

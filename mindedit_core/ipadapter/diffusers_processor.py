@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from ..embeds import unconditional_embeds
 from .attention import decoupled_attention, mask_for_tokens, sdpa_attention
 from .weights import IPAdapter, SiteProjections
 
@@ -49,14 +50,15 @@ class IPAdapterRunState:
         *,
         cfg: bool = True,
     ) -> None:
-        """Project CLIP-vision-shaped embeddings; with ``cfg`` stack ``[negative ; positive]`` rows."""
+        """Project CLIP-vision-shaped embeddings; with ``cfg`` stack ``[negative ; positive]`` rows.
+
+        ``negative`` defaults to `unconditional_embeds` (zeros); one row repeats over the batch.
+        """
         pos = adapter.project(positive)
         if not cfg:
             self.tokens = pos
             return
-        if negative is None:
-            negative = torch.zeros_like(positive)
-        self.tokens = torch.cat([adapter.project(negative), pos], dim=0)
+        self.tokens = torch.cat([adapter.project(unconditional_embeds(positive, negative)), pos], dim=0)
 
 
 class MindEditIPAttnProcessor:

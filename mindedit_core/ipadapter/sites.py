@@ -69,11 +69,3 @@ def _build_sd15_sites() -> tuple[Site, ...]:
 
 SD15_SITES: tuple[Site, ...] = _build_sd15_sites()
 SD15_WIDTHS: tuple[int, ...] = tuple(site.sd15_width for site in SD15_SITES)
-SITES_BY_COMFY_KEY: dict[ComfyAttnKey, Site] = {site.comfy_key: site for site in SD15_SITES}
-
-
-def site_for_comfy_key(key: tuple) -> Site | None:
-    """The site of a ComfyUI attention key (2- or 3-tuple), or None if it is not an SD1.5 attn2 site."""
-    if len(key) == 2:
-        key = (key[0], key[1], 0)
-    return SITES_BY_COMFY_KEY.get(tuple(key))

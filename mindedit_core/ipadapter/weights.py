@@ -3,7 +3,8 @@
 Layouts accepted (all seen in the wild for the SD1.5 adapters):
 
 - ``.bin`` / ``.pt`` / ``.pth``: a pickle ``{"image_proj": {...}, "ip_adapter": {...}}`` with
-  unprefixed keys. Loaded with ``torch.load(weights_only=True)``: no arbitrary objects unpickled.
+  unprefixed keys. Loaded with ``torch.load(weights_only=True)`` (`safe_files`): no arbitrary objects
+  unpickled.
 - ``.safetensors``: one flat dict, keys prefixed ``image_proj.`` / ``ip_adapter.``.
 - legacy training checkpoints: flat, prefixed ``image_proj_model.`` / ``adapter_modules.`` (the
   reference training script's module names); any ``unet.*`` keys there are ignored.
@@ -23,13 +24,13 @@ import torch
 from torch import nn
 
 from ..embeds import EmbedSpec, check_embeds
+from ..safe_files import load_weights
 from .projection import LinearTokenProjection, PerceiverResampler
 from .sites import SD15_SITES, Site
 
 log = logging.getLogger(__name__)
 
 AdapterFamily = Literal["sd15", "sdxl"]
-SD15_CONTEXT_DIM = 768
 SDXL_CONTEXT_DIM = 2048
 PERCEIVER_DIM_HEAD = 64  # every released Perceiver-resampler adapter uses 64-wide heads
 
@@ -70,24 +71,9 @@ def read_adapter_file(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise IPAdapterFileError(f"IP-Adapter file not found: {path}. {FIX_HINT}")
-    if path.suffix.lower() in (".safetensors", ".sft"):
-        from safetensors.torch import load_file
-
-        try:
-            raw: dict = load_file(str(path), device="cpu")
-        except Exception as err:  # SafetensorError: truncated download, an HTML page saved as the file
-            raise IPAdapterFileError(
-                f"Could not read {path} as a .safetensors file ({type(err).__name__}: {err}). The file is "
-                f"damaged or incomplete: download it again. {FIX_HINT}"
-            ) from err
-    else:
-        try:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors differ between torch versions
-            raise IPAdapterFileError(
-                f"Could not read {path} as a weights-only torch file ({type(err).__name__}: {err}). "
-                f"It is not a plain tensor dict, so it is not an IP-Adapter file. {FIX_HINT}"
-            ) from err
+    raw = load_weights(
+        path, what="IP-Adapter file", fix=f"Download it again, as .safetensors where offered. {FIX_HINT}"
+    )
     if not isinstance(raw, dict):
         raise IPAdapterFileError(f"{path} holds a {type(raw).__name__}, not a dict of tensors. {FIX_HINT}")
     return split_sections(raw, source=str(path))

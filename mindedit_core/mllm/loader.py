@@ -20,6 +20,7 @@ import torch
 
 from ..checkpoint import apply_lora, check_base_model, load_head, read_checkpoint
 from ..images import DEFAULT_MAX_SIDE
+from ..safe_files import CHECKPOINT_FIX, MLLM_FOLDER_FIX, check_safetensors_files, check_safetensors_folder
 from .runner import MindEditMLLM
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,10 @@ def load_mllm(
 
     path = check_llava_onevision_folder(model_dir)
     ckpt = read_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None:  # a damaged head or LoRA file is named before the (slow) base-model load
+        check_safetensors_files(
+            sorted(ckpt.path.rglob("*.safetensors")), what="checkpoint file", fix=CHECKPOINT_FIX
+        )
     device = (
         torch.device(device)
         if device is not None
@@ -168,6 +173,7 @@ def load_mllm(
     if quantization:
         kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype, device)
         kwargs["device_map"] = {"": device.index if device.index is not None else 0}
+    check_safetensors_folder(path, what="MLLM weights file", fix=MLLM_FOLDER_FIX)
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(str(path), **kwargs)
     if not quantization:
         model.to(device)

@@ -1,16 +1,24 @@
-"""Our train/test split of HumanEdit, shipped as a manifest of IMAGE_IDs.
+"""Train/test splits of any dataset (HumanEdit, ComplexMultistepImageEditing, JSONL), shipped as a
+manifest of record ids.
 
-The method trained on 5,244 rows and tested on 500 but did not publish its split. Ours is
-deterministic: sort the IMAGE_IDs as strings, shuffle them with ``random.Random(seed)``, take the
-first ``test_size`` as test, the next ``train_size`` as train, and list any rest as ``unused``
+The method trained on 5,244 HumanEdit rows and tested on 500 but did not publish its split. Ours is
+deterministic: sort the ids as strings, shuffle them with ``random.Random(seed)``, take the first
+``test_size`` as test, the next ``train_size`` as train, and list any rest as ``unused``
 (HumanEdit has 5,751 rows; 5,751 - 500 - 5,244 = 7).
 
-The IDs are not known until you have a local copy, so the manifest is written on first use (or with
-``python -m training.data.split``) to ``training/splits/humanedit.json``. Commit or share that file:
-it, not the seed alone, is what makes an experiment reproducible (a different copy of the dataset
-could hold different IDs; the manifest records a hash of the sorted ID list to detect that).
+Sizes are counts (``500``) or fractions of the dataset (``0.1``); ``rest`` gives train every non-test
+id. By default HumanEdit gets the paper's 500 / 5,244 when the copy is large enough, and any other
+dataset (or a partial HumanEdit copy) 10 % test (at least one record) and the rest train.
 
-    python -m training.data.split --data /path/to/HumanEdit [--seed 0] [--out training/splits/humanedit.json]
+Where a dataset's manifest lives (`default_manifest_path`), so that training finds it by itself:
+HumanEdit ``training/splits/humanedit.json`` (written on first use), ComplexMultistepImageEditing
+``training/splits/complex_multistep.json``, JSONL beside the data (``<name>.split.json`` next to a
+``.jsonl`` file, ``split.json`` inside a dataset folder). Commit or share that file: it, not the seed
+alone, is what makes an experiment reproducible (the manifest records a hash of the sorted id list
+to detect another copy of the data).
+
+    python -m training.data.split --format jsonl --data my_edits/ [--test-size 0.2] [--seed 0]
+    python -m training.data.split --data /path/to/HumanEdit          # training/splits/humanedit.json
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import hashlib
 import json
 import logging
 import random
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +40,60 @@ DEFAULT_MANIFEST = SPLITS_DIR / "humanedit.json"
 DEFAULT_SEED = 0
 PAPER_TRAIN_SIZE = 5244
 PAPER_TEST_SIZE = 500
+DEFAULT_TEST_FRACTION = 0.1
+REST = "rest"
+DATASET_NAMES = {
+    "humanedit": "HumanEdit",
+    "complex_multistep": "ComplexMultistepImageEditing",
+    "jsonl": "JSONL",
+}
+
+
+def default_manifest_path(dataset_format: str, data: str | Path) -> Path:
+    """Where the split manifest of a dataset lives unless one is named (see the module docstring)."""
+    if dataset_format == "humanedit":
+        return DEFAULT_MANIFEST
+    if dataset_format == "complex_multistep":
+        return SPLITS_DIR / "complex_multistep.json"
+    path = Path(data).expanduser()
+    if path.is_dir():
+        return path / "split.json"
+    return path.with_name(f"{path.stem}.split.json")
+
+
+def _size(spec: str | int | float | None, n: int, what: str) -> int | None:
+    """A count from ``spec``: an int count, a fraction in (0, 1), or ``rest`` (None)."""
+    if spec is None or spec == REST:
+        return None
+    value = float(spec)
+    if 0 < value < 1:
+        return max(1, round(value * n))
+    if value < 0 or value != int(value):
+        raise ValueError(f"{what} {spec!r}: expected a count (e.g. 500), a fraction in (0, 1) or '{REST}'.")
+    return int(value)
+
+
+def resolve_sizes(
+    n: int, dataset_format: str, test: str | int | float | None = None, train: str | int | float | None = None
+) -> tuple[int, int | None]:
+    """``(test_size, train_size)`` for a dataset of ``n`` ids; ``None`` spec = the default.
+
+    Default: the paper's 500 / 5,244 for a HumanEdit copy that holds them, else 10 % test (at least 1)
+    and the rest train."""
+    paper = dataset_format == "humanedit" and n >= PAPER_TEST_SIZE + PAPER_TRAIN_SIZE
+    test_size = _size(test, n, "test size") if test is not None else None
+    if test_size is None:
+        test_size = PAPER_TEST_SIZE if paper else max(1, round(DEFAULT_TEST_FRACTION * n))
+    if train is None:
+        train_size = PAPER_TRAIN_SIZE if paper and test is None else None
+    else:
+        train_size = _size(train, n, "train size")
+    if test_size >= n:
+        raise ValueError(
+            f"A test size of {test_size} leaves nothing to train on: the dataset has {n} records. Pass a "
+            "smaller --test-size (a count, or a fraction such as 0.2)."
+        )
+    return test_size, train_size
 
 
 def ids_digest(ids: Iterable[str]) -> str:
@@ -81,7 +144,10 @@ def make_split(
     if len(unique) != len(ids):
         raise ValueError(f"{dataset}: {len(ids) - len(unique)} duplicate ids; a split needs unique ids.")
     if test_size >= len(unique):
-        raise ValueError(f"{dataset}: test_size {test_size} leaves nothing to train on ({len(unique)} ids).")
+        raise ValueError(
+            f"{dataset}: test_size {test_size} leaves nothing to train on ({len(unique)} ids): pass a smaller "
+            "test size (a count, or a fraction such as 0.2)."
+        )
     order = list(unique)
     random.Random(seed).shuffle(order)
     test = order[:test_size]
@@ -106,7 +172,12 @@ def make_split(
 
 
 def ensure_manifest(
-    ids: Sequence[str], path: str | Path = DEFAULT_MANIFEST, *, seed: int = DEFAULT_SEED, **sizes
+    ids: Sequence[str],
+    path: str | Path = DEFAULT_MANIFEST,
+    *,
+    seed: int = DEFAULT_SEED,
+    dataset_format: str = "humanedit",
+    **sizes,
 ) -> SplitManifest:
     """Load the manifest at ``path``; write it from ``ids`` on first use.
 
@@ -125,7 +196,10 @@ def ensure_manifest(
                 len(ids),
             )
         return manifest
-    manifest = make_split(ids, seed=seed, **sizes)
+    if not sizes:
+        test_size, train_size = resolve_sizes(len(ids), dataset_format)
+        sizes = {"test_size": test_size, "train_size": train_size}
+    manifest = make_split(ids, seed=seed, dataset=DATASET_NAMES.get(dataset_format, dataset_format), **sizes)
     manifest.save(path)
     log.warning(
         "Wrote the split manifest %s (seed %d, %d train / %d test). Commit or share this file to "
@@ -139,37 +213,63 @@ def ensure_manifest(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .humanedit import load_humanedit
+    from .loader import DATASET_FORMATS, load_records, parse_column_map, record_ids
 
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m training.data.split",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--format", choices=DATASET_FORMATS, default="humanedit")
+    parser.add_argument(
+        "--data", required=True, help="local dataset (HumanEdit snapshot, parquet, JSONL/folder)"
     )
     parser.add_argument(
-        "--data", required=True, help="local HumanEdit copy (snapshot folder or parquet glob)"
+        "--column-map", nargs="*", default=None, help="role=column entries (complex_multistep)"
     )
-    parser.add_argument("--out", default=str(DEFAULT_MANIFEST), help="manifest path to write")
+    parser.add_argument(
+        "--out", default=None, help="manifest to write (default: where training looks for it)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--test-size", type=int, default=PAPER_TEST_SIZE)
-    parser.add_argument("--train-size", type=int, default=PAPER_TRAIN_SIZE, help="-1: all non-test rows")
+    parser.add_argument(
+        "--test-size",
+        default=None,
+        help="test records: a count or a fraction (default: 500 for HumanEdit, else 0.1)",
+    )
+    parser.add_argument(
+        "--train-size",
+        default=None,
+        help=f"train records: a count, a fraction, or '{REST}' (default: 5,244 for HumanEdit, else the rest)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing manifest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_manifest_path(args.format, args.data)
     if out.exists() and not args.force:
-        print(f"{out} exists; pass --force to overwrite it (it defines the shipped split).")
+        print(f"{out} exists; pass --force to overwrite it (it defines the split your results use).")
         return 1
-    table = load_humanedit(args.data)
-    ids = table.ids()
-    manifest = make_split(
-        ids,
-        seed=args.seed,
-        test_size=args.test_size,
-        train_size=None if args.train_size < 0 else args.train_size,
-    )
+    records = load_records(args.format, args.data, column_map=parse_column_map(args.column_map))
+    ids = record_ids(records)
+    train = None if args.train_size in (None, "-1") else args.train_size
+    if args.train_size == "-1":
+        train = REST
+    try:
+        test_size, train_size = resolve_sizes(len(ids), args.format, args.test_size, train)
+        manifest = make_split(
+            ids,
+            seed=args.seed,
+            test_size=test_size,
+            train_size=train_size,
+            dataset=DATASET_NAMES[args.format],
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     manifest.save(out)
     print(
-        f"Wrote {out}: {len(manifest.train)} train, {len(manifest.test)} test, {len(manifest.unused)} unused."
+        f"Wrote {out}: {len(manifest.train)} train, {len(manifest.test)} test, {len(manifest.unused)} unused "
+        f"(of {manifest.num_ids} records, seed {manifest.seed})."
     )
     return 0
 

@@ -3,7 +3,8 @@ source's CLIP embedding, or none). One `MethodSpec` names a row of the results t
 
 The presets are the method, its two ablations of Table 2 (#1 refined prompt only, #2 v_insight
 only) and the two baselines the harness can run itself (plain SD1.5 with the raw instruction, and the
-standard IP-Adapter fed the source image's CLIP embedding).
+standard IP-Adapter fed the source image's CLIP embedding). The prompts and ``v_insight`` may come
+from two different MLLMs (checkpoints): Table 2's #3-#5 pair independently and jointly trained ones.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Conditioning:
     image_embeds: torch.Tensor | None
     prompt_origin: str  # "mllm" | "record" | "instruction"
     warning: str | None = None
+    fell_back: bool = (
+        False  # refined prompts were asked for, the MLLM's answer was unreadable: raw instruction
+    )
 
 
 class SourceClipEncoder:
@@ -104,8 +108,11 @@ class Conditioner:
     """Builds the `Conditioning` of a record for one `MethodSpec`.
 
     `mllm` is a `mindedit_core.mllm.MindEditMLLM` (or anything with the same `refine_and_embed`,
-    `refine` and `embed` methods); with ``prompt="refined"`` and no MLLM, the record's own refined
-    prompts are used (e.g. a JSONL with ``positive``/``negative``), else it is an error.
+    `refine` and `embed` methods): it writes the refined prompts and, unless `insight_mllm` is given,
+    also gives ``v_insight`` (one pass). `insight_mllm` is a second MLLM whose vision head gives
+    ``v_insight`` (Table 2 #3-#5: prompts and ``v_insight`` from different checkpoints). With
+    ``prompt="refined"`` and no MLLM, the record's own refined prompts are used (e.g. a JSONL with
+    ``positive``/``negative``), else it is an error.
     """
 
     def __init__(
@@ -113,10 +120,12 @@ class Conditioner:
         method: MethodSpec,
         *,
         mllm: Any | None = None,
+        insight_mllm: Any | None = None,
         source_encoder: SourceClipEncoder | None = None,
         max_new_tokens: int | None = None,
     ) -> None:
-        if method.needs_mllm and mllm is None:
+        self.insight_mllm = insight_mllm if insight_mllm is not None else mllm
+        if method.needs_mllm and self.insight_mllm is None:
             raise ValueError(
                 f"Method {method.name!r} uses v_insight, which needs the MLLM: pass --mllm DIR and --checkpoint DIR."
             )
@@ -134,9 +143,11 @@ class Conditioner:
         instruction = record.instruction
         embeds: torch.Tensor | None = None
         warning = None
+        fell_back = False
         if method.prompt == "refined":
             if self.mllm is not None:
-                if method.image_embed == "insight":
+                one_pass = method.image_embed == "insight" and self.insight_mllm is self.mllm
+                if one_pass:
                     result = self.mllm.refine_and_embed(
                         source, instruction, mask=mask, seed=seed, **self.generate_kwargs
                     )
@@ -147,6 +158,7 @@ class Conditioner:
                     )
                 positive, negative, origin = refined.positive, refined.negative, "mllm"
                 warning = getattr(refined, "warning", None)
+                fell_back = not getattr(refined, "parsed", True)
             elif getattr(record, "refined_positive", None) is not None:
                 positive, negative, origin = record.refined_positive, record.refined_negative or "", "record"
             else:
@@ -157,9 +169,9 @@ class Conditioner:
         else:
             positive, negative, origin = instruction, "", "instruction"
         if method.image_embed == "insight" and embeds is None:
-            embeds = self.mllm.embed(source, instruction, mask=mask)
+            embeds = self.insight_mllm.embed(source, instruction, mask=mask)
         elif method.image_embed == "source_clip":
             embeds = self.source_encoder(source)
         if embeds is not None:
             embeds = embeds.detach().float().cpu()
-        return Conditioning(positive, negative, embeds, origin, warning)
+        return Conditioning(positive, negative, embeds, origin, warning, fell_back)

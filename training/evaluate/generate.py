@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # run.json keys that must match when a run folder is resumed. Placement (device/dtype) may change, and
 # so may the subset (limit/ids): items do not depend on it, so a run can be extended to more items.
-IDENTITY_KEYS = ("method", "seed", "dataset", "diffusion")
+IDENTITY_KEYS = ("method", "seed", "dataset", "diffusion", "sources")
 PLACEMENT_KEYS = ("device", "dtype")
 SUBSET_KEYS = ("limit", "ids")
 
@@ -105,6 +106,10 @@ def item_seed(base_seed: int, item_id: str) -> int:
 
 def _identity(run_info: dict) -> dict:
     ident = {k: run_info.get(k) for k in IDENTITY_KEYS}
+    ident["sources"] = {  # where prompts and v_insight come from; not how the run was labelled
+        role: {k: v for k, v in (source or {}).items() if k != "variant"} or None
+        for role, source in (ident["sources"] or {}).items()
+    }
     ident["diffusion"] = {k: v for k, v in (ident["diffusion"] or {}).items() if k not in PLACEMENT_KEYS}
     ident["dataset"] = {k: v for k, v in (ident["dataset"] or {}).items() if k not in SUBSET_KEYS}
     return ident
@@ -184,10 +189,12 @@ def run_generate(
     shard: Shard | None = None,
     stop_on_error: bool = False,
     on_item: Callable[[str, str], None] | None = None,
+    progress: bool = False,
 ) -> GenerateStats:
     """Edit every record of this shard that has no image yet; returns what was done/skipped/failed.
 
     ``on_item(id, status)`` is called after each item (status ``done``/``skipped``/``failed``).
+    ``progress``: a progress bar for the method (items, ETA) and one line per item on stderr.
     """
     out_dir = Path(out_dir)
     shard = shard or Shard()
@@ -198,6 +205,7 @@ def run_generate(
     already = [r.id for r in mine if image_path(out_dir, r.id).is_file()]
     _recover_manifest(out_dir, shard, already)
     already_set = set(already)
+    bar = ItemProgress(len(mine), conditioner.method.name, enabled=progress, done=len(already_set))
     for position, record in enumerate(mine, start=1):
         if record.id in already_set:
             stats.skipped.append(record.id)
@@ -206,9 +214,10 @@ def run_generate(
             continue
         started = time.perf_counter()
         try:
-            row = _edit_one(record, edit, conditioner, out_dir, seed)
+            row = _edit_one(record, edit, conditioner, out_dir, seed, run_info.get("sources") or {})
         except Exception as err:  # one bad item must not lose the others
             if stop_on_error:
+                bar.close()
                 raise
             log.error("item %s failed: %s: %s", record.id, type(err).__name__, err)
             append_jsonl(
@@ -216,19 +225,48 @@ def run_generate(
                 {"id": record.id, "error": f"{type(err).__name__}: {err}", "time": time.time()},
             )
             stats.failed.append(record.id)
+            bar.item(position, record.id, f"FAILED ({type(err).__name__}: {err})")
             if on_item:
                 on_item(record.id, "failed")
             continue
         row["seconds"] = round(time.perf_counter() - started, 3)
         append_jsonl(manifest_path(out_dir, shard.index), row)
         stats.done.append(record.id)
-        log.info("[%d/%d] %s done in %.1fs", position, len(mine), record.id, row["seconds"])
+        note = "; prompt FELL BACK to the raw instruction" if row["prompt_fallback"] else ""
+        bar.item(position, record.id, f"done in {row['seconds']:.1f}s{note}")
         if on_item:
             on_item(record.id, "done")
+    bar.close()
     return stats
 
 
-def _edit_one(record, edit: EditPipelines, conditioner: Conditioner, out_dir: Path, seed: int) -> dict:
+class ItemProgress:
+    """A tqdm bar over one method's items (count, rate, ETA) plus one line per finished item."""
+
+    def __init__(self, total: int, name: str, *, enabled: bool, done: int = 0) -> None:
+        self.total = total
+        self.name = name
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc=name, unit="item", dynamic_ncols=True)
+
+    def item(self, position: int, item_id: str, status: str) -> None:
+        line = f"[{self.name} {position}/{self.total}] {item_id}: {status}"
+        log.info(line)
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _edit_one(
+    record, edit: EditPipelines, conditioner: Conditioner, out_dir: Path, seed: int, sources: dict
+) -> dict:
     source = record.load_source()
     mask = record.load_mask()
     this_seed = item_seed(seed, record.id)
@@ -241,6 +279,7 @@ def _edit_one(record, edit: EditPipelines, conditioner: Conditioner, out_dir: Pa
         image_embeds=cond.image_embeds,
         seed=this_seed,
     )
+    image_embed = conditioner.method.image_embed if cond.image_embeds is not None else "none"
     row = {
         "id": record.id,
         "file": str(image_path(out_dir, record.id).relative_to(out_dir)),
@@ -250,7 +289,10 @@ def _edit_one(record, edit: EditPipelines, conditioner: Conditioner, out_dir: Pa
         "positive": cond.positive,
         "negative": cond.negative,
         "prompt_origin": cond.prompt_origin,
-        "image_embed": conditioner.method.image_embed if cond.image_embeds is not None else "none",
+        "prompt_fallback": cond.fell_back,
+        "prompt_source": sources.get("prompt") if cond.prompt_origin == "mllm" else None,
+        "image_embed": image_embed,
+        "insight_source": sources.get("insight") if image_embed == "insight" else None,
         "refinement_warning": cond.warning,
         "seed": this_seed,
     }
@@ -260,14 +302,22 @@ def _edit_one(record, edit: EditPipelines, conditioner: Conditioner, out_dir: Pa
 
 
 def make_run_info(
-    method: MethodSpec, diffusion: dict, dataset: dict, seed: int, extra: dict | None = None
+    method: MethodSpec,
+    diffusion: dict,
+    dataset: dict,
+    seed: int,
+    extra: dict | None = None,
+    *,
+    sources: dict | None = None,
 ) -> dict:
-    """The ``run.json`` content: identity (method, seed, dataset, diffusion) + provenance."""
+    """The ``run.json`` content: identity (method, seed, dataset, diffusion, the MLLM sources of the
+    prompts and of ``v_insight``) + provenance."""
     return {
         "method": method.to_json(),
         "seed": seed,
         "dataset": dataset,
         "diffusion": diffusion,
+        "sources": sources or {"prompt": None, "insight": None},
         "versions": library_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),

@@ -21,15 +21,12 @@ Choices (written into every run's ``run.json`` and docs/EVALUATION.md):
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-
-log = logging.getLogger(__name__)
 
 MASKED_PIPELINE = "StableDiffusionInpaintPipeline (4-channel UNet: latent blending) + pixel compositing"
 MASK_FREE_PIPELINE = "StableDiffusionImg2ImgPipeline"

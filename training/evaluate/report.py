@@ -1,8 +1,10 @@
 """The Markdown report: Table 1 layout (ours measured, the paper's numbers labelled as reported), the
-Table 2 ablation rows, a per-edit-type table, every metric convention, and the plots.
+Table 2 ablation rows (for every dataset; the paper's rows beside HumanEdit's), a per-edit-type table,
+the runs with their generation settings, checkpoints and recorded variants, how many items fell back
+to the raw instruction (loudly, when any did), every metric convention, and the plots.
 
-Input: scored run folders (``summary.json``, ``scores.jsonl``, ``thumbs/``). Output folder:
-``report.md`` and ``plots/*.png``.
+Input: scored run folders (``run.json``, manifests, ``summary.json``, ``scores.jsonl``, ``thumbs/``).
+Output folder: ``report.md`` and ``plots/*.png``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import plots
+from .ablation_rows import ROW_ORDER, classify_run
 from .metrics import DISPLAY_NAMES, HIGHER_IS_BETTER
-from .reported import (
-    BENCHMARKS,
-    PRESET_TO_TABLE2,
-    REPORTED_TABLE1,
-    REPORTED_TABLE2,
-    benchmark_of,
-    benchmark_title,
-)
-from .run_files import SCORES_FILE, SUMMARY_FILE, read_jsonl, safe_name
+from .reported import BENCHMARKS, REPORTED_TABLE1, REPORTED_TABLE2, benchmark_of, benchmark_title
+from .run_files import RUN_FILE, SCORES_FILE, SUMMARY_FILE, read_jsonl, read_manifest, read_run, safe_name
 
 CORE = ("clip_i", "lpips", "psnr", "ssim")
 NOT_RUN = "—"
@@ -44,6 +40,40 @@ class ScoredRun:
         self.method = self.summary["method"]["name"]
         self.benchmark = benchmark_of(self.summary["dataset"]["format"])
         self.label = self.method
+        self.info = read_run(self.folder) if (self.folder / RUN_FILE).is_file() else {}
+        self.sources = self.info.get("sources") or {}
+        self.row = classify_run(self.summary["method"], self.sources)
+        scored = {row["id"] for row in self.scores}
+        items = [item for item_id, item in read_manifest(self.folder).items() if item_id in scored]
+        self.fallbacks = sum(1 for item in items if _fell_back(item))
+        self.refined_items = sum(1 for item in items if item.get("prompt_origin") == "mllm")
+
+
+def _fell_back(item: dict) -> bool:
+    """An item whose refined prompt fell back to the raw instruction (older manifests: same text)."""
+    if "prompt_fallback" in item:
+        return bool(item["prompt_fallback"])
+    return item.get("prompt_origin") == "mllm" and item.get("positive") == item.get("instruction")
+
+
+def fallback_cell(run: ScoredRun) -> str:
+    if not run.refined_items:
+        return "n/a (raw instruction)"
+    cell = f"{run.fallbacks} / {run.refined_items}"
+    return f"**{cell} ⚠**" if run.fallbacks else cell
+
+
+def fallback_warnings(runs: list[ScoredRun]) -> str | None:
+    """One loud line per run whose refinement fell back for some items."""
+    lines = [
+        f"> **WARNING: {r.fallbacks} of {r.refined_items} items of `{r.label}` fell back to the raw "
+        "instruction** (the MLLM's answer could not be parsed): those items were edited with the "
+        "instruction as the prompt, so this row partly measures the raw instruction, not refined prompts. "
+        f"The warnings are in `{r.folder}/items/*.json` (`refinement_warning`)."
+        for r in runs
+        if r.fallbacks
+    ]
+    return "\n>\n".join(lines) if lines else None
 
 
 def _fmt(value) -> str:
@@ -97,29 +127,83 @@ def table1(runs: list[ScoredRun]) -> str:
     return "\n".join(lines)
 
 
-def table2(runs: list[ScoredRun]) -> str | None:
-    """HumanEdit ablations: our preset runs beside the paper's Table 2 rows."""
-    ours = [r for r in runs if r.benchmark == "humanedit" and r.method in PRESET_TO_TABLE2]
+def _source_cell(source: dict | None, letter: str | None) -> str:
+    if not source or not letter:
+        return "—"
+    path = Path(source.get("checkpoint") or source.get("mllm") or "?")
+    name = f"{path.parent.name}/{path.name}" if path.name in ("checkpoint", "model") else path.name
+    return f"{letter} (`{name}`, {source.get('variant') or 'no checkpoint'})"
+
+
+def table2(runs: list[ScoredRun], benchmark: str) -> str | None:
+    """Table 2 layout for one benchmark: our runs that are Table 2 rows (from their recorded sources),
+    in the paper's order, with fallback counts; the paper's rows beside HumanEdit's."""
+    ours = sorted(
+        (r for r in runs if r.benchmark == benchmark and r.row is not None),
+        key=lambda r: ROW_ORDER[r.row.exp],
+    )
+    if not ours:
+        return None
     lines = [
-        "| Exp. | T_opt | v_insight | T_opt training | v_insight training | " + _header() + " |",
-        "|---" * 9 + "|",
+        "| Exp. | T_opt | v_insight | T_opt training | v_insight training | "
+        + _header()
+        + " | Fell back to the instruction |",
+        "|---" * 10 + "|",
     ]
     for run in ours:
-        spec = run.summary["method"]
+        row = run.row
         cells = [_fmt(run.summary["overall"].get(m)) for m in CORE]
         lines.append(
-            f"| {PRESET_TO_TABLE2[run.method]} ours: **{run.label}** | "
-            f"{'yes' if spec['prompt'] == 'refined' else '-'} | {'yes' if spec['image_embed'] == 'insight' else '-'}"
-            " | (checkpoint) | (checkpoint) | " + " | ".join(cells) + " |"
-        )
-    for exp, t_opt, v_ins, t_train, v_train, values in REPORTED_TABLE2:
-        cells = [_fmt(values.get(m)) for m in CORE]
-        lines.append(
-            f"| {exp} (reported, paper Table 2) | {t_opt} | {v_ins} | {t_train} | {v_train} | "
+            f"| **{row.exp}** (ours, measured: `{run.label}`) | {'✓' if row.t_opt else '—'} | "
+            f"{'✓' if row.v_insight else '—'} | {_source_cell(run.sources.get('prompt'), row.t_opt)} | "
+            f"{_source_cell(run.sources.get('insight'), row.v_insight)} | "
             + " | ".join(cells)
-            + " |"
+            + f" | {fallback_cell(run)} |"
+        )
+    if benchmark == "humanedit":
+        for exp, t_opt, v_ins, t_train, v_train, values in REPORTED_TABLE2:
+            cells = [_fmt(values.get(m)) for m in CORE]
+            lines.append(
+                f"| {exp} (reported, paper Table 2) | {t_opt} | {v_ins} | {t_train} | {v_train} | "
+                + " | ".join(cells)
+                + " | — |"
+            )
+    return "\n".join(lines)
+
+
+def _setting(diffusion: dict, key: str) -> str:
+    value = diffusion.get(key)
+    return "—" if value is None else str(value)
+
+
+def settings_section(runs: list[ScoredRun]) -> str:
+    """How every run was generated: the diffusion settings, the seed and the MLLM sources."""
+    lines = [
+        "| Run | Resolution | Steps | Guidance | IP-Adapter scale | Strength (img2img / inpaint) | Seed "
+        "| Max new tokens | Prompts from | v_insight from |",
+        "|---" * 10 + "|",
+    ]
+    for run in runs:
+        d = run.info.get("diffusion") or {}
+        adapter = (
+            f"{_setting(d, 'ipadapter_scale')} (`{Path(d['ipadapter']).name}`)"
+            if d.get("ipadapter")
+            else "none"
+        )
+        lines.append(
+            f"| {run.label} | {_setting(d, 'resolution')} px | {_setting(d, 'steps')} | "
+            f"{_setting(d, 'guidance_scale')} | {adapter} | {_setting(d, 'strength')} / "
+            f"{_setting(d, 'inpaint_strength')} | {run.info.get('seed')} | {run.info.get('max_new_tokens') or 'default'} | "
+            f"{_source_text(run.sources.get('prompt'))} | {_source_text(run.sources.get('insight'))} |"
         )
     return "\n".join(lines)
+
+
+def _source_text(source: dict | None) -> str:
+    if not source:
+        return "—"
+    checkpoint = f"`{source['checkpoint']}`" if source.get("checkpoint") else "no checkpoint"
+    return f"{checkpoint} (variant {source.get('variant') or '—'}) on `{Path(source['mllm']).name}`"
 
 
 def per_type_table(runs: list[ScoredRun]) -> str:
@@ -160,16 +244,17 @@ def conventions_section(runs: list[ScoredRun]) -> str:
 
 def runs_section(runs: list[ScoredRun]) -> str:
     lines = [
-        "| Run | Method (prompt, image embedding) | Dataset | Scored / selected | Missing results | Folder |",
-        "|---|---|---|---|---|---|",
+        "| Run | Method (prompt, image embedding) | Table 2 row | Dataset | Scored / selected | Missing results "
+        "| Fell back to the instruction | Folder |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         s = run.summary
         spec = s["method"]
         lines.append(
             f"| {run.label} | {spec['name']} ({spec['prompt']}, {spec['image_embed']}) | "
-            f"{benchmark_title(run.benchmark)} | {s['scored']} / {s['selected']} | {len(s.get('missing', []))} | "
-            f"`{run.folder}` |"
+            f"{run.row.exp if run.row else '—'} | {benchmark_title(run.benchmark)} | {s['scored']} / {s['selected']} "
+            f"| {len(s.get('missing', []))} | {fallback_cell(run)} | `{run.folder}` |"
         )
     return "\n".join(lines)
 
@@ -218,17 +303,22 @@ def build_report(
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m training.evaluate report`.",
         "Rows marked *reported* are the numbers printed in the MIND-Edit paper (its own split and "
         "settings); rows marked *measured* were computed by this harness with the conventions below.",
-        "## Results (paper Table 1 layout)",
-        table1(runs),
     ]
-    ablation = table2(runs)
-    if ablation and any(r.benchmark == "humanedit" for r in runs):
-        parts += ["## Ablations (paper Table 2 layout, HumanEdit)", ablation]
+    warnings = fallback_warnings(runs)
+    if warnings:
+        parts.append(warnings)
+    parts += ["## Results (paper Table 1 layout)", table1(runs)]
+    for benchmark in sorted({r.benchmark for r in runs}):
+        ablation = table2(runs, benchmark)
+        if ablation:
+            parts += [f"## Ablations (paper Table 2 layout, {benchmark_title(benchmark)})", ablation]
     parts += [
         "## Per edit type",
         per_type_table(runs),
         "## Runs",
         runs_section(runs),
+        "## Generation settings",
+        settings_section(runs),
         "## Metric conventions",
         conventions_section(runs),
         "## Plots",

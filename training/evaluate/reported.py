@@ -33,23 +33,20 @@ REPORTED_TABLE1: dict[str, dict[str, dict[str, float]]] = {
 
 # Table 2 (HumanEdit): experiment -> (T_opt, v_insight, training of T_opt, training of v_insight, metrics).
 REPORTED_TABLE2: list[tuple[str, str, str, str, str, dict[str, float]]] = [
-    ("#1", "yes", "-", "J", "-", {"clip_i": 0.9307, "lpips": 0.1264, "psnr": 22.4354, "ssim": 0.8433}),
-    ("#2", "-", "yes", "-", "J", {"clip_i": 0.9287, "lpips": 0.1281, "psnr": 22.0378, "ssim": 0.8491}),
-    ("#3", "yes", "yes", "I", "I", {"clip_i": 0.9009, "lpips": 0.1549, "psnr": 19.9760, "ssim": 0.8283}),
-    ("#4", "yes", "yes", "J", "I", {"clip_i": 0.9145, "lpips": 0.1306, "psnr": 22.2412, "ssim": 0.8507}),
-    ("#5", "yes", "yes", "I", "J", {"clip_i": 0.9275, "lpips": 0.1260, "psnr": 22.3914, "ssim": 0.8524}),
+    ("#1", "✓", "—", "J", "—", {"clip_i": 0.9307, "lpips": 0.1264, "psnr": 22.4354, "ssim": 0.8433}),
+    ("#2", "—", "✓", "—", "J", {"clip_i": 0.9287, "lpips": 0.1281, "psnr": 22.0378, "ssim": 0.8491}),
+    ("#3", "✓", "✓", "I", "I", {"clip_i": 0.9009, "lpips": 0.1549, "psnr": 19.9760, "ssim": 0.8283}),
+    ("#4", "✓", "✓", "J", "I", {"clip_i": 0.9145, "lpips": 0.1306, "psnr": 22.2412, "ssim": 0.8507}),
+    ("#5", "✓", "✓", "I", "J", {"clip_i": 0.9275, "lpips": 0.1260, "psnr": 22.3914, "ssim": 0.8524}),
     (
-        "#6 (MIND-Edit)",
-        "yes",
-        "yes",
+        "#6 (Ours)",
+        "✓",
+        "✓",
         "J",
         "J",
         {"clip_i": 0.9310, "lpips": 0.1245, "psnr": 22.2714, "ssim": 0.8517},
     ),
 ]
-
-# Our presets that correspond to a Table 2 row (same switches; training approach is the checkpoint's).
-PRESET_TO_TABLE2: dict[str, str] = {"refined_only": "#1", "insight_only": "#2", "mind_edit": "#6 (MIND-Edit)"}
 
 
 def benchmark_of(dataset_format: str) -> str:

@@ -5,6 +5,9 @@
   MIND-Edit it proves our 16 replacements are called; applied *before* it is a foreign patch that
   ours must keep calling. Where none is installed it computes ComfyUI's plain attention, so it
   changes nothing numerically.
+- ``MindEditTest_TwoTupleAttn2Patch``: plays ComfyUI_IPAdapter_plus's way of patching: a new
+  replacement on every SD1.5 site's 2-tuple key ``(block_kind, block_id)`` (or, where that key is
+  taken, nothing new), computing ComfyUI's attention plus a constant ``offset``, and counting calls.
 - ``MindEditTest_ReportCounts``: an output node taking the sampled LATENT (so it runs after
   sampling) that reports the counts for a tag in its UI output (``/history`` -> outputs).
 - ``MindEditTest_RandomEmbeds``: seeded random ``EMBEDS`` of a given shape (no MLLM in these tests).
@@ -71,6 +74,53 @@ class MindEditTestCountingAttn2Patch:
         return (patched,)
 
 
+class AddingAttn2:
+    def __init__(self, tag: str, key: tuple, offset: float):
+        self.tag = tag
+        self.key = key
+        self.offset = offset
+
+    def __call__(self, q, k, v, extra_options):
+        entry = CALLS.setdefault(self.tag, {}).setdefault(
+            "/".join(map(str, self.key)), {"calls": 0, "wrapped": "NoneType"}
+        )
+        entry["calls"] += 1
+        from comfy.ldm.modules.attention import optimized_attention
+
+        out = optimized_attention(
+            q,
+            k,
+            v,
+            extra_options["n_heads"],
+            attn_precision=extra_options.get("attn_precision"),
+            transformer_options=extra_options,
+        )
+        return out + self.offset
+
+
+class MindEditTestTwoTupleAttn2Patch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "tag": ("STRING", {"default": "two-tuple"}),
+                "offset": ("FLOAT", {"default": 0.05, "min": -10.0, "max": 10.0}),
+            }
+        }
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "testing"
+
+    def patch(self, model, tag, offset):
+        patched = model.clone()
+        CALLS.pop(tag, None)
+        for kind, block, _ in SD15_ATTN2_KEYS:
+            patched.set_model_attn2_replace(AddingAttn2(tag, (kind, block), offset), kind, block)
+        return (patched,)
+
+
 class MindEditTestReportCounts:
     @classmethod
     def INPUT_TYPES(cls):
@@ -108,6 +158,7 @@ class MindEditTestRandomEmbeds:
 
 NODE_CLASS_MAPPINGS = {
     "MindEditTest_CountingAttn2Patch": MindEditTestCountingAttn2Patch,
+    "MindEditTest_TwoTupleAttn2Patch": MindEditTestTwoTupleAttn2Patch,
     "MindEditTest_ReportCounts": MindEditTestReportCounts,
     "MindEditTest_RandomEmbeds": MindEditTestRandomEmbeds,
 }
