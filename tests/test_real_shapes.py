@@ -15,7 +15,6 @@ import torch
 
 from devkit.fixtures import real_shapes as rs
 from mindedit_core.ipadapter import SD15_SITES, apply_ipadapter, load_ipadapter
-from mindedit_core.ipadapter.sites import SITES_BY_COMFY_KEY
 from mindedit_core.vision_head import default_layer
 
 
@@ -55,7 +54,9 @@ def test_real_ipadapter_sections_have_real_widths(fixture_cache):
     [("0.5b", 0.894, 896, 24, 18), ("7b", 8.031, 3584, 28, 21)],
 )
 def test_llava_onevision_real_shapes_on_meta(size, params_b, hidden, layers, layer_m):
-    model, _ = rs.real_llava_onevision_model(size, device="meta")
+    model, tokenizer = rs.real_llava_onevision_model(size, device="meta", with_processor=False)
+    assert tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
+    assert rs.image_token_count(model.config) == 1485  # what the processor inserts for 384 px
     text, vision = model.config.text_config, model.config.vision_config
     assert (text.hidden_size, text.num_hidden_layers) == (hidden, layers)
     assert (vision.hidden_size, vision.num_hidden_layers, vision.image_size, vision.patch_size) == (
@@ -73,9 +74,10 @@ def test_llava_onevision_real_shapes_on_meta(size, params_b, hidden, layers, lay
 def test_real_processor_gives_the_real_image_token_count():
     from PIL import Image
 
-    _, processor = rs.real_llava_onevision_config_and_processor("0.5b")
+    config, processor = rs.real_llava_onevision_config_and_processor("0.5b")
     ids = processor(images=Image.new("RGB", (384, 384)), text="<image>\nx", return_tensors="pt")["input_ids"]
     assert int((ids == processor.tokenizer.convert_tokens_to_ids("<image>")).sum()) == 1485
+    assert rs.image_token_count(config) == 1485  # the GPU check's processor-free count agrees
 
 
 def test_only_the_half_billion_shape_is_saved(fixture_cache):
@@ -154,7 +156,7 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
         attn2 = _attn2(unet, key)
         width = attn2.to_q.weight.shape[0]
         widths[key] = width
-        assert patch.site is SITES_BY_COMFY_KEY[key]
+        assert patch.site.comfy_key == key
         k_pos = patch.prepared.site_kv[patch.site.adapter_number][0]
         assert k_pos.shape[-1] == width == patch.site.sd15_width
         q = torch.randn(2, 16, width)
