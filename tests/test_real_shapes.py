@@ -189,3 +189,33 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
     plain_out, patched_out = sample(model), sample(patched)
     assert torch.isfinite(patched_out).all()
     assert not torch.allclose(plain_out, patched_out)  # the image attention changed the result
+
+
+@pytest.mark.parametrize(("width", "tokens", "image_tokens"), [(320, 256, 4), (640, 64, 16), (1280, 16, 16)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_image_term_at_real_widths_takes_the_fused_path_and_matches_the_generic_one(
+    width, tokens, image_tokens, masked
+):
+    from mindedit_core.ipadapter.attention import FUSED_IMAGE_TOKENS, decoupled_attention, sdpa_attention
+
+    gen = torch.Generator().manual_seed(width)
+    q, text = torch.randn(2, tokens, width, generator=gen), torch.randn(2, tokens, width, generator=gen)
+    k, v = (
+        torch.randn(1, image_tokens, width, generator=gen),
+        torch.randn(1, image_tokens, width, generator=gen),
+    )
+    mask = torch.rand(2, tokens, 1, generator=gen) if masked else None
+    calls = []
+
+    def host_attention(q, k, v, heads, extra=None):  # stands in for ComfyUI's kernel
+        calls.append(k.shape[1])
+        return sdpa_attention(q, k, v, heads)
+
+    fused = decoupled_attention(q, text, k, v, 8, weight=-0.7, mask=mask, attention_fn=host_attention)
+    assert calls == [] and image_tokens <= FUSED_IMAGE_TOKENS
+    image = sdpa_attention(q, k.expand(2, -1, -1), v.expand(2, -1, -1), 8)
+    expected = text - 0.7 * (image * mask if masked else image)
+    torch.testing.assert_close(fused, expected, atol=1e-5, rtol=1e-5)
+    many = torch.randn(2, FUSED_IMAGE_TOKENS + 1, width, generator=gen)
+    decoupled_attention(q, text, many, many, 8, weight=1.0, attention_fn=host_attention)
+    assert calls == [FUSED_IMAGE_TOKENS + 1]  # large key sets keep the host's memory-efficient kernel
