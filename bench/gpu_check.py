@@ -414,14 +414,17 @@ def check_sd15_diffusers(env: Env, row: Row) -> None:
 
 
 def _pack_patcher_module():
-    """The pack's `nodes/comfy_mllm_patcher.py` (it imports only comfy and torch)."""
-    spec = importlib.util.spec_from_file_location(
-        "mindedit_gpu_check_patcher", REPO / "nodes" / "comfy_mllm_patcher.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    """The pack's `nodes/comfy_mllm_patcher.py`, imported the way ComfyUI imports the pack (under a
+    folder-like name, so its relative imports resolve)."""
+    name = "ComfyUI_MIND_Edit_gpu_check"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.nodes.comfy_mllm_patcher")
 
 
 def check_offload(env: Env, row: Row) -> None:

@@ -1,6 +1,7 @@
 """Opt-in downloader for the real models, into ComfyUI's folders (never run at import or in tests).
 
     python -m devkit.download_models --what llava-0.5b ipadapter-plain --models-dir /path/to/ComfyUI/models
+    python -m devkit.download_models --what qwen2.5-vl-3b --models-dir ...        # any supported VLM family
     python -m devkit.download_models --what all --models-dir ... --dry-run    # print the plan only
 
 Uses ``huggingface_hub`` (``snapshot_download`` for model folders, ``hf_hub_download`` for single
@@ -37,30 +38,66 @@ class Download:
         return [self.target]
 
 
-LLAVA_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model")
+# A Hugging Face VLM folder: configs, weights, tokenizer (json/txt/model) and the chat template.
+VLM_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model")
+
+# The VLMs MIND-Edit can sit on (docs/MODELS.md: sizes, VRAM, layer m): key -> (repo, size, description).
+VLMS = {
+    "llava-0.5b": (
+        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+        "1.8 GB",
+        "LLaVA-OneVision 0.5B (Qwen2-0.5B + SigLIP), the MLLM for small GPUs; layer m 18 of 24",
+    ),
+    "llava-7b": (
+        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+        "16 GB",
+        "LLaVA-OneVision 7B (the paper's MLLM); ~15 GiB VRAM in bf16, ~6 GiB in 4-bit; layer m 21 of 28",
+    ),
+    "qwen2.5-vl-3b": (
+        "Qwen/Qwen2.5-VL-3B-Instruct",
+        "7.5 GB",
+        "Qwen2.5-VL 3B Instruct; ~7.5 GiB VRAM in bf16, ~3 GiB in 4-bit (est.); layer m 27 of 36",
+    ),
+    "qwen2.5-vl-7b": (
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "16.6 GB",
+        "Qwen2.5-VL 7B Instruct; ~16 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 21 of 28",
+    ),
+    "qwen3-vl-2b": (
+        "Qwen/Qwen3-VL-2B-Instruct",
+        "4.3 GB",
+        "Qwen3-VL 2B Instruct (transformers >= 4.57); ~4.5 GiB VRAM in bf16, ~2 GiB in 4-bit (est.); layer m 21 of 28",
+    ),
+    "qwen3-vl-4b": (
+        "Qwen/Qwen3-VL-4B-Instruct",
+        "8.9 GB",
+        "Qwen3-VL 4B Instruct (transformers >= 4.57); ~9 GiB VRAM in bf16, ~3.5 GiB in 4-bit (est.); layer m 27 of 36",
+    ),
+    "qwen3-vl-8b": (
+        "Qwen/Qwen3-VL-8B-Instruct",
+        "17.5 GB",
+        "Qwen3-VL 8B Instruct (transformers >= 4.57); ~17 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 27 of 36",
+    ),
+}
 
 
 def catalogue(models_dir: Path) -> dict[str, Download]:
     """Every downloadable item for a ComfyUI ``models/`` folder."""
     llm = models_dir / "LLM"
     ipadapter = models_dir / "ipadapter"
+    vlms = {
+        key: Download(
+            key=key,
+            repo_id=repo,
+            target=llm / repo.split("/")[-1],
+            approx_size=size,
+            description=description,
+            allow_patterns=VLM_PATTERNS,
+        )
+        for key, (repo, size, description) in VLMS.items()
+    }
     return {
-        "llava-0.5b": Download(
-            key="llava-0.5b",
-            repo_id="llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
-            target=llm / "llava-onevision-qwen2-0.5b-ov-hf",
-            approx_size="1.8 GB",
-            description="LLaVA-OneVision 0.5B (Qwen2-0.5B + SigLIP), the MLLM for small GPUs",
-            allow_patterns=LLAVA_PATTERNS,
-        ),
-        "llava-7b": Download(
-            key="llava-7b",
-            repo_id="llava-hf/llava-onevision-qwen2-7b-ov-hf",
-            target=llm / "llava-onevision-qwen2-7b-ov-hf",
-            approx_size="16 GB",
-            description="LLaVA-OneVision 7B (the paper's MLLM); ~15 GiB VRAM in bf16, ~6 GiB in 4-bit",
-            allow_patterns=LLAVA_PATTERNS,
-        ),
+        **vlms,
         "ipadapter-plain": Download(
             key="ipadapter-plain",
             repo_id="h94/IP-Adapter",
@@ -89,7 +126,7 @@ def catalogue(models_dir: Path) -> dict[str, Download]:
     }
 
 
-WHAT_CHOICES = ("llava-0.5b", "llava-7b", "ipadapter-plain", "ipadapter-plus", "vit-h")
+WHAT_CHOICES = (*VLMS, "ipadapter-plain", "ipadapter-plus", "vit-h")
 
 
 def plan(what: list[str], models_dir: Path) -> list[Download]:

@@ -5,9 +5,11 @@ Inputs come from three worlds: PIL images (training, scripts), ComfyUI ``IMAGE``
 ``MASK`` tensors (``[B,H,W]`` or ``[H,W]``, 1 = edit), arrays (float 0..1 or uint8 0..255), or PIL
 images (white = edit). A soft mask is cut at one half: pixels above it are the edit region.
 
-Why resize: LLaVA-OneVision's anyres tiling turns a 1024 px image into ~7,400 visual tokens but a
-384 px one into ~1,500, which dominates the MLLM's time and memory. The default maximum side (384)
-keeps the whole image in one tile plus the base view.
+Why resize: the image's visual tokens dominate the MLLM's time and memory, and the longest side is
+the one budget every family understands. LLaVA-OneVision's anyres tiling turns a 1024 px image into
+7,371 visual tokens but a 384 px one into 1,485 (one tile plus the base view); Qwen2.5-VL / Qwen3-VL
+read one token per 28 / 32 px square (1,369 / 1,024 at 1024 px, 196 / 144 at 384 px). The default
+maximum side is 384 for every family (docs/MODELS.md has the table).
 
 How the mask is shown (a documented choice): the edit region is **outlined in magenta on the source
 image** rather than passed as a second image. A second image would double the visual tokens and

@@ -4,9 +4,10 @@ Design (attention pooling, one resampler block):
 
 1. ``LayerNorm(h_m)``: layer m's output is the raw residual stream, whose scale grows with depth.
 2. ``num_queries`` learnable queries cross-attend to all prompt positions (image and instruction
-   tokens), masked by the attention mask. Pooling over every position matters: the chat template puts
-   the image before the instruction, so under causal attention no single image token has seen the
-   instruction, and the last token alone is a narrow bottleneck.
+   tokens), masked by the attention mask. Pooling over every position matters: LLaVA-OneVision's chat
+   template puts the image before the instruction, so under causal attention no single image token
+   has seen the instruction (Qwen families get the instruction first, see
+   `mindedit_core.mllm.families`), and the last token alone is a narrow bottleneck.
 3. A feed-forward block refines the queries, then
    - ``plain``: the queries are flattened and an MLP maps them to ``[B, out_dim]`` (1024 for SD1.5's
      ``image_embeds``);
@@ -45,7 +46,8 @@ _CONFIG_KEY = "mindedit.vision_head.config"
 
 
 def default_layer(num_layers: int) -> int:
-    """The method reads layer 21 of LLaVA-OneVision-7B's 28: the same relative depth (3/4) elsewhere."""
+    """The method reads layer 21 of LLaVA-OneVision-7B's 28: the same relative depth (3/4, rounded)
+    for every family and size (24 layers -> 18, 28 -> 21, 36 -> 27)."""
     return max(1, round(num_layers * 21 / 28))
 
 

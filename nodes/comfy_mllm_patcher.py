@@ -39,6 +39,8 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
+from ..mindedit_core.mllm.dtypes import resolve_dtype as resolve_dtype_name
+
 try:
     from comfy.patcher_extension import CallbacksMP
 except ImportError:  # a ComfyUI older than patcher callbacks (late 2024): unloading only moves weights
@@ -69,7 +71,6 @@ class MLLMHandle:
     mllm: object
     patcher: comfy.model_patcher.ModelPatcher
     description: str
-    quantized: bool = False
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     reload: Callable[[], object] | None = None
     released: bool = False
@@ -101,23 +102,20 @@ def mllm_device_plan(quantization: str | None) -> tuple[torch.device, torch.devi
     return load_device, comfy.model_management.unet_offload_device()
 
 
-DTYPE_BY_NAME = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-
-def resolve_dtype(dtype: str, load_device: torch.device) -> torch.dtype:
-    """The widget's dtype; ``auto`` -> what ComfyUI would pick for the compute device (bf16, else
-    fp16, else fp32).
-
-    The model is created on the offload device (CPU) but runs on the load device, so the choice
-    follows the load device, not where the weights are first created.
-    """
-    if dtype != "auto":
-        return DTYPE_BY_NAME[dtype]
+def comfy_auto_dtype(load_device: torch.device) -> torch.dtype:
+    """What ComfyUI would pick for the compute device: bf16, else fp16, else fp32."""
     if comfy.model_management.should_use_bf16(load_device):
         return torch.bfloat16
     if comfy.model_management.should_use_fp16(load_device):
         return torch.float16
     return torch.float32
+
+
+def resolve_dtype(dtype: str, load_device: torch.device) -> torch.dtype:
+    """The widget's dtype (`mindedit_core.mllm.dtypes`); ``auto`` -> ComfyUI's choice for the compute
+    device. The model is created on the offload device (CPU) but runs on the load device, so the
+    choice follows the load device, not where the weights are first created."""
+    return resolve_dtype_name(dtype, load_device, auto=comfy_auto_dtype)
 
 
 def _first_device(modules: dict[str, torch.nn.Module], default: torch.device) -> torch.device:
@@ -141,9 +139,7 @@ def wrap_mllm(
     load_device, offload_device = mllm_device_plan(quantization)
     holder = MLLMModuleHolder(modules, _first_device(modules, offload_device))
     patcher = comfy.model_patcher.ModelPatcher(holder, load_device=load_device, offload_device=offload_device)
-    handle = MLLMHandle(
-        mllm=mllm, patcher=patcher, description=description, quantized=bool(quantization), reload=reload
-    )
+    handle = MLLMHandle(mllm=mllm, patcher=patcher, description=description, reload=reload)
     if reload is not None and CallbacksMP is not None:
         handle_ref = weakref.ref(handle)  # the patcher must not keep the handle alive
 

@@ -1,4 +1,4 @@
-"""Node: load a LLaVA-OneVision MLLM (+ optional MIND-Edit checkpoint) under ComfyUI's memory manager.
+"""Node: load a supported VLM (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL; + optional MIND-Edit checkpoint) under ComfyUI's memory manager.
 
 Loading happens when the node executes, never at import; ComfyUI caches the output while the
 widgets are unchanged, so the model is loaded once per session and re-used by every run.
@@ -9,6 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 
+from ..mindedit_core.mllm.dtypes import DTYPE_NAMES
+from ..mindedit_core.mllm.quantization import QUANTIZATIONS as QUANTIZATION_NAMES
+from ..mindedit_core.mllm.quantization import check_quantization
 from . import model_folders
 from .comfy_mllm_patcher import MLLMHandle, mllm_device_plan, resolve_dtype, wrap_mllm
 
@@ -17,8 +20,8 @@ LOG = logging.getLogger("MIND-Edit")
 CATEGORY = "MIND-Edit"
 MLLM_TYPE = "MINDEDIT_MLLM"
 
-DTYPES = ["auto", "bfloat16", "float16", "float32"]
-QUANTIZATIONS = ["none", "8bit", "4bit"]
+DTYPES = list(DTYPE_NAMES)
+QUANTIZATIONS = list(QUANTIZATION_NAMES)
 ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
 
 
@@ -26,7 +29,7 @@ class MindEditMLLMLoader:
     """Load the MLLM that refines instructions and predicts v_insight."""
 
     DESCRIPTION = (
-        "Loads a LLaVA-OneVision model folder from models/LLM and, optionally, a MIND-Edit checkpoint "
+        "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM and, optionally, a MIND-Edit checkpoint "
         "(LoRA + vision head) from models/mindedit. ComfyUI's memory manager moves it to the GPU when "
         "used and offloads it when the diffusion model needs room ('Unload models' frees it)."
     )
@@ -43,9 +46,10 @@ class MindEditMLLMLoader:
                 "model_folder": (
                     model_folders.llm_choices(),
                     {
-                        "tooltip": "A LLaVA-OneVision folder in Hugging Face layout under models/LLM "
-                        "(e.g. llava-onevision-qwen2-0.5b-ov-hf or -7b-ov-hf). It must match the base model "
-                        "the MIND-Edit checkpoint was trained on."
+                        "tooltip": "A vision-language model folder in Hugging Face layout under models/LLM: "
+                        "LLaVA-OneVision (e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL "
+                        "(e.g. Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint "
+                        "was trained on (same family and size)."
                     },
                 ),
                 "mindedit_checkpoint": (
@@ -91,13 +95,8 @@ class MindEditMLLMLoader:
 
         model_dir = model_folders.resolve_llm_folder(model_folder)
         checkpoint_dir = model_folders.resolve_checkpoint_folder(mindedit_checkpoint)
-        quant = None if quantization == "none" else quantization
-        load_device, offload_device = mllm_device_plan(quant)
-        if quant and load_device.type != "cuda":
-            raise RuntimeError(
-                f"MIND-Edit: {quantization} quantization needs a CUDA GPU (bitsandbytes), but ComfyUI runs "
-                f"on {load_device}. Set quantization to 'none'."
-            )
+        load_device, offload_device = mllm_device_plan(quantization if quantization != "none" else None)
+        quant = check_quantization(quantization, load_device)
         torch_dtype = resolve_dtype(dtype, load_device)
         LOG.info(
             "MIND-Edit: loading %s (checkpoint: %s, %s, quantization %s) on %s, offload to %s",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import torch
 
+from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
+from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
 from .comfy_mllm_patcher import MLLMHandle
 from .mllm_loader import CATEGORY, MLLM_TYPE
-from .mllm_pass import PassOutcome, PassSettings, compute_pass
+from .mllm_pass import PassOutcome, compute_pass
 
 DEFAULT_INSTRUCTION = "make it look like autumn"
-DEFAULT_MAX_NEW_TOKENS = 200
-DEFAULT_MAX_IMAGE_SIDE = 384
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
@@ -66,7 +66,8 @@ def mllm_inputs() -> dict:
                     "max": 4096,
                     "step": 8,
                     "tooltip": "The image is downscaled to this longest side before the MLLM reads it "
-                    "(384 px: ~1,500 visual tokens; 1024 px: ~7,400). Only affects the MLLM, not the edit.",
+                    "(visual tokens at 384 / 1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, "
+                    "Qwen3-VL ~140 / ~1,000). Only affects the MLLM, not the edit.",
                 },
             ),
         },
@@ -94,12 +95,7 @@ def negative_embeds_like(v_insight: torch.Tensor) -> torch.Tensor:
 
 def require_head(mllm: MLLMHandle) -> None:
     """Fail before the MLLM runs: without a vision head there is no v_insight to wait for."""
-    if not getattr(mllm.mllm, "has_head", True):
-        raise ValueError(
-            f"MIND-Edit: the MLLM ({mllm.description}) has no vision head, so it cannot predict v_insight. "
-            "In 'MIND-Edit MLLM Loader' pick a MIND-Edit checkpoint from models/mindedit instead of 'none' "
-            "(the prompt-only 'MIND-Edit Refine Instruction' node works without one)."
-        )
+    require_vision_head(mllm.mllm, described_as=mllm.description)
 
 
 def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,13 +104,10 @@ def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
-    settings = PassSettings(
-        instruction=instruction,
-        seed=int(seed),
-        max_new_tokens=int(max_new_tokens),
-        max_image_side=int(max_image_side),
+    options = PassOptions(
+        seed=int(seed), max_new_tokens=int(max_new_tokens), max_image_side=int(max_image_side)
     )
-    return compute_pass(mllm, image, mask, settings)
+    return compute_pass(mllm, image, mask, instruction, options)
 
 
 class MindEditRefineInstruction:

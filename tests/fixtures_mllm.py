@@ -1,4 +1,4 @@
-"""MLLM fixtures: the tiny LLaVA-OneVision folder, MIND-Edit checkpoints for it, loaded runners.
+"""MLLM fixtures: the tiny folders of every family, MIND-Edit checkpoints for them, loaded runners.
 
 Models are generated once into the versioned cache (see `devkit.fixtures.cache_root`) and reused.
 """
@@ -57,6 +57,52 @@ def tiny_mllm_base(tiny_llava_dir):
     from mindedit_core.mllm import load_mllm
 
     return load_mllm(tiny_llava_dir, device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl_dir(fixture_cache) -> Path:
+    """Tiny Qwen2.5-VL (real patch 14, 2x2 merge and pixel budget)."""
+    from devkit.fixtures.qwen_vl import tiny_qwen2_5_vl
+
+    return tiny_qwen2_5_vl(fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_dir(fixture_cache) -> Path:
+    """Tiny Qwen3-VL (real patch 16, 2x2 merge, DeepStack, pixel budget)."""
+    from devkit.fixtures.qwen_vl import tiny_qwen3_vl
+
+    return tiny_qwen3_vl(fixture_cache)
+
+
+FAMILY_FIXTURES = {
+    "llava_onevision": "tiny_llava_dir",
+    "qwen2_5_vl": "tiny_qwen2_5_vl_dir",
+    "qwen3_vl": "tiny_qwen3_vl_dir",
+}
+
+
+@pytest.fixture(scope="session", params=sorted(FAMILY_FIXTURES))
+def family_dir(request) -> tuple[str, Path]:
+    """``(model_type, folder)`` of each family's tiny fixture in turn."""
+    return request.param, request.getfixturevalue(FAMILY_FIXTURES[request.param])
+
+
+@pytest.fixture(scope="session")
+def family_mllm(family_dir):
+    """``(model_type, MindEditMLLM)``: the family's tiny model (CPU, fp32) with a random plain head."""
+    import torch
+
+    from mindedit_core.mllm import MindEditMLLM, load_mllm
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
+
+    model_type, folder = family_dir
+    base = load_mllm(folder, device="cpu", dtype="float32")
+    torch.manual_seed(0)
+    config = VisionHeadConfig.for_kind("plain", hidden_size=64, layer=default_layer(base.num_layers))
+    head = VisionHead(config).eval()
+    head.target_norm.fill_(2.5)
+    return model_type, MindEditMLLM(base.model, base.processor, head, model_dir=str(folder))
 
 
 @pytest.fixture()

@@ -152,7 +152,10 @@ def test_folder_errors_name_the_folder_and_expected_files(tmp_path, tiny_llava_d
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(MLLMFolderError, match="holds a 'llama' model, not LLaVA-OneVision"):
+    with pytest.raises(
+        MLLMFolderError,
+        match=r"holds a 'llama' model.*Supported model_types: .*'llava_onevision'.*'qwen2_5_vl'.*'qwen3_vl'",
+    ):
         load_mllm(other)
     partial = tmp_path / "partial"
     shutil.copytree(tiny_llava_dir, partial)
@@ -161,10 +164,24 @@ def test_folder_errors_name_the_folder_and_expected_files(tmp_path, tiny_llava_d
         load_mllm(partial)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
-def test_quantization_without_bitsandbytes_is_a_clear_error(tiny_llava_dir):
-    with pytest.raises(ImportError, match="pip install bitsandbytes"):
+def test_quantization_off_cuda_is_refused_before_loading(tiny_llava_dir):
+    from mindedit_core.mllm.quantization import QuantizationUnavailableError
+
+    with pytest.raises(
+        QuantizationUnavailableError, match=r"4bit quantization needs a CUDA GPU.*on cpu.*'none'"
+    ):
         load_mllm(tiny_llava_dir, device="cpu", quantization="4bit")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
+def test_quantization_without_bitsandbytes_is_a_clear_error():
+    import torch
+
+    from mindedit_core.mllm.quantization import check_quantization
+
+    with pytest.raises(ImportError, match="pip install bitsandbytes"):
+        check_quantization("8bit", torch.device("cuda"))
+    assert check_quantization("none", torch.device("cpu")) is None
 
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed")
@@ -187,9 +204,10 @@ def test_lora_only_checkpoint_without_a_recorded_layer_loads(tmp_path, tiny_llav
     shutil.copytree(tiny_ckpt_plain, ckpt)
     (ckpt / HEAD_NAME).unlink()
     manifest = json.loads((ckpt / MANIFEST_NAME).read_text())
-    manifest.update(layer=None, head=None, variant="text-only")
+    manifest.update(layer=None, head=None, variant="text-only")  # the old spelling still reads
     manifest["parts"]["vision_head"] = False
     (ckpt / MANIFEST_NAME).write_text(json.dumps(manifest))
     assert read_checkpoint(ckpt).layer is None
+    assert read_checkpoint(ckpt).variant == "text_only"
     mllm = load_mllm(tiny_llava_dir, device="cpu", checkpoint_dir=ckpt)
     assert mllm.head is None and mllm.layer == 3  # default_layer(4)

@@ -9,9 +9,9 @@ def test_tiny_folder_has_the_real_layout(tiny_llava_dir):
     from transformers import AutoConfig, AutoProcessor
 
     from devkit.fixtures.llava_onevision import SPECIAL_TOKENS
-    from mindedit_core.mllm import check_llava_onevision_folder
+    from mindedit_core.mllm import check_mllm_folder
 
-    check_llava_onevision_folder(tiny_llava_dir)
+    assert check_mllm_folder(tiny_llava_dir)[1].model_type == "llava_onevision"
     config = AutoConfig.from_pretrained(tiny_llava_dir)
     text = config.get_text_config()
     assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads) == (

@@ -64,10 +64,9 @@ def test_hooks_are_removed_after_each_call(tiny_mllm_plain, comfy_image):
 
 def test_gibberish_answer_falls_back_visibly(tiny_mllm_plain, comfy_image):
     refined = tiny_mllm_plain.refine(comfy_image, INSTRUCTION, max_new_tokens=8)
-    assert refined.positive.strip()
-    if not refined.parsed:  # expected for random weights
-        assert refined.positive == INSTRUCTION
-        assert refined.warning and "fell back" in refined.warning
+    assert not refined.parsed  # random weights answer gibberish: the fallback must fire, visibly
+    assert refined.positive == INSTRUCTION
+    assert refined.warning and "fell back" in refined.warning
 
 
 def test_should_stop_interrupts_between_tokens(tiny_mllm_plain, comfy_image):

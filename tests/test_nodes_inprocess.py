@@ -144,18 +144,25 @@ class _Result:
 
 
 class CountingMLLM:
-    """Duck-typed MindEditMLLM: records calls; optional hooks to simulate Cancel or a bad answer."""
+    """A fake `MindEditMLLMLike` (checked against the protocol in tests/test_mllm_protocol.py): records
+    calls; optional hooks to simulate Cancel or a bad answer."""
 
     def __init__(self, *, has_head=True, warning=None, interrupt_at=None):
         self.calls = []
         self.has_head = has_head
+        self.head = object() if has_head else None
         self.warning = warning
         self.interrupt_at = interrupt_at
-        self.max_side = 384
         self.model = torch.nn.Linear(2, 2)
 
-    def _answer(self, image, instruction, mask, seed, max_new_tokens, should_stop, on_token, embed):
-        self.calls.append({"instruction": instruction, "mask": mask, "seed": seed, "max_side": self.max_side})
+    def torch_modules(self):
+        return {"model": self.model}
+
+    def _answer(self, image, instruction, mask, options, should_stop, on_token, embed):
+        seed, max_new_tokens = options.seed, options.max_new_tokens
+        self.calls.append(
+            {"instruction": instruction, "mask": mask, "seed": seed, "max_side": options.max_image_side}
+        )
         for step in range(1, 4):
             if self.interrupt_at == step:
                 import comfy.model_management as mm
@@ -171,12 +178,12 @@ class CountingMLLM:
         return _Result(refined, v, f"text:{instruction}")
 
     def refine_and_embed(
-        self, image, instruction, *, mask=None, seed=0, max_new_tokens=8, should_stop, on_token
+        self, image, instruction, *, mask=None, options=None, should_stop=None, on_token=None
     ):
-        return self._answer(image, instruction, mask, seed, max_new_tokens, should_stop, on_token, True)
+        return self._answer(image, instruction, mask, options, should_stop, on_token, True)
 
-    def refine_full(self, image, instruction, *, mask=None, seed=0, max_new_tokens=8, should_stop, on_token):
-        return self._answer(image, instruction, mask, seed, max_new_tokens, should_stop, on_token, False)
+    def refine_full(self, image, instruction, *, mask=None, options=None, should_stop=None, on_token=None):
+        return self._answer(image, instruction, mask, options, should_stop, on_token, False)
 
 
 def _handle(mllm):

@@ -118,7 +118,7 @@ def test_prompt_matches_inference_and_only_the_answer_is_supervised(training_inp
         targets=None,
         target_kind="plain",
         use_mask=True,
-        max_side=mllm.max_side,
+        max_side=mllm.default_options.max_image_side,
     )
     sample = dataset[0]
     inference = mllm.prepare_inputs(record.load_source(), record.instruction, mask=record.load_mask())
@@ -257,10 +257,7 @@ def test_every_preset_runs_a_step_and_exports(preset, training_inputs, tmp_path)
         assert result.checkpoint_dir is None  # the full model folder is the whole result
         return
     manifest = json.loads((result.checkpoint_dir / "mindedit.json").read_text())
-    assert (
-        manifest["variant"]
-        == {"joint": "joint", "text_only": "text-only", "head_only": "head-only"}[cfg.variant]
-    )
+    assert manifest["variant"] == cfg.variant  # one spelling in configs and manifests
     assert manifest["parts"]["vision_head"] == (cfg.variant != "text_only")
     assert manifest["parts"]["lora"] == (not full)
     if cfg.variant == "head_only" and not full:

@@ -1,10 +1,14 @@
 """Turn records into model inputs: prompt exactly as at inference, answer supervised, targets attached.
 
 The prompt is built the way `mindedit_core.mllm.MindEditMLLM.prepare_inputs` builds it (same image
-preparation, same chat messages, generation prompt appended), so what the fine-tuned model learns is
-what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
+preparation, the family's chat messages, generation prompt appended), so what the fine-tuned model
+learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
 token ``<|im_end|>`` (so the model learns to stop); its token ids are appended to the prompt ids,
 exactly the sequence generation produces. Labels are -100 everywhere except the answer.
+
+Image tensors are the family's (`MLLMFamily.image_input_keys`) and are batched its way: LLaVA-OneVision's
+tiles padded into ``[B, tiles, C, H, W]`` (the model strips the padding using ``image_sizes``),
+Qwen's flat patch rows concatenated with one ``image_grid_thw`` row per image.
 
 ``prompt_mask`` marks the prompt positions: the vision head pools over those only, as at inference
 (where no answer exists yet). Under causal attention the prompt's hidden states do not depend on the
@@ -18,7 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from mindedit_core.prompting import build_messages, format_refinement
+from mindedit_core.mllm.families import family_of_processor
+from mindedit_core.prompting import format_refinement
 
 from .data.record import EditRecord
 from .mllm_inputs import record_image
@@ -60,6 +65,7 @@ class EditTrainDataset(Dataset):
         self.target_kind = target_kind
         self.use_mask = use_mask
         self.max_side = max_side
+        self.family = family_of_processor(processor)
         self._end_ids = end_token_ids(self.tokenizer)
 
     def __len__(self) -> int:
@@ -70,7 +76,7 @@ class EditTrainDataset(Dataset):
 
     def encode(self, record: EditRecord) -> dict:
         image, with_mask = record_image(record, use_mask=self.use_mask, max_side=self.max_side)
-        messages = build_messages(record.instruction, with_mask=with_mask)
+        messages = self.family.messages(record.instruction, with_mask=with_mask)
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         enc = self.processor(images=image, text=prompt, return_tensors="pt")
         prompt_ids = enc["input_ids"][0]
@@ -89,41 +95,65 @@ class EditTrainDataset(Dataset):
             "input_ids": input_ids,
             "labels": labels,
             "prompt_len": len(prompt_ids),
-            "pixel_values": enc["pixel_values"][0],  # [patches, 3, h, w]
-            "image_sizes": enc["image_sizes"][0],
+            "image_batching": self.family.image_batching,
+            **self.family.per_sample_image_inputs(enc),
         }
+        sample["token_aligned"] = tuple(k for k in self.family.token_aligned_keys if k in enc)
+        for key in sample["token_aligned"]:  # the answer tokens are text (type 0)
+            sample[key] = torch.cat([enc[key][0], torch.zeros(len(answer_ids), dtype=enc[key].dtype)])
         if self.targets is not None:
             sample["target"] = self.targets.get(record.id, self.target_kind)
         return sample
 
 
 def collate(samples: list[dict], *, pad_token_id: int) -> dict:
-    """Right-pad token sequences, pad image patches (the model strips them using ``image_sizes``)."""
+    """Right-pad token sequences; batch the image tensors the family's way (see the module docstring)."""
     longest = max(s["input_ids"].shape[0] for s in samples)
-    most_patches = max(s["pixel_values"].shape[0] for s in samples)
     batch = len(samples)
     input_ids = torch.full((batch, longest), pad_token_id, dtype=samples[0]["input_ids"].dtype)
     labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros((batch, longest), dtype=torch.long)
     prompt_mask = torch.zeros((batch, longest), dtype=torch.long)
-    pixel_shape = samples[0]["pixel_values"].shape[1:]
-    pixel_values = torch.zeros((batch, most_patches, *pixel_shape), dtype=samples[0]["pixel_values"].dtype)
     for i, s in enumerate(samples):
         n = s["input_ids"].shape[0]
         input_ids[i, :n] = s["input_ids"]
         labels[i, :n] = s["labels"]
         attention_mask[i, :n] = 1
         prompt_mask[i, : s["prompt_len"]] = 1
-        pixel_values[i, : s["pixel_values"].shape[0]] = s["pixel_values"]
+    aligned = {}
+    for key in samples[0]["token_aligned"]:
+        aligned[key] = torch.zeros((batch, longest), dtype=samples[0][key].dtype)
+        for i, s in enumerate(samples):
+            aligned[key][i, : s[key].shape[0]] = s[key]
     out = {
         "ids": [s["id"] for s in samples],
         "input_ids": input_ids,
         "labels": labels,
         "attention_mask": attention_mask,
         "prompt_mask": prompt_mask,
-        "pixel_values": pixel_values,
-        "image_sizes": torch.stack([torch.as_tensor(s["image_sizes"]) for s in samples]),
+        **aligned,
+        **_batch_images(samples),
     }
     if "target" in samples[0]:
         out["target"] = torch.stack([s["target"] for s in samples])
     return out
+
+
+def _batch_images(samples: list[dict]) -> dict:
+    layout = samples[0]["image_batching"]
+    if layout == "flat_patches":
+        return {
+            "pixel_values": torch.cat([s["pixel_values"] for s in samples]),
+            "image_grid_thw": torch.cat([s["image_grid_thw"] for s in samples]),
+        }
+    if layout != "padded_tiles":
+        raise ValueError(f"Unknown image batching {layout!r}.")
+    most_patches = max(s["pixel_values"].shape[0] for s in samples)
+    first = samples[0]["pixel_values"]
+    pixel_values = torch.zeros((len(samples), most_patches, *first.shape[1:]), dtype=first.dtype)
+    for i, s in enumerate(samples):
+        pixel_values[i, : s["pixel_values"].shape[0]] = s["pixel_values"]
+    return {
+        "pixel_values": pixel_values,
+        "image_sizes": torch.stack([torch.as_tensor(s["image_sizes"]) for s in samples]),
+    }

@@ -1,18 +1,24 @@
 """The trainable module: the MLLM (LoRA-wrapped or not) + the vision head, returning the losses.
 
 One module so that `accelerate` wraps a single thing (DDP / FSDP / DeepSpeed) and its forward is
-what computes both losses. Layer m is read with a forward hook on decoder layer m that keeps the
-tensor *with* its graph (the core's inference hook detaches it); it is the same tensor the inference
-hook reads (the raw output of decoder layer m). With gradient checkpointing the layer runs again
-during backward; the hook keeps only the first call of each forward.
+what computes both losses. Layer m is read with the core's hook (`mindedit_core.mllm.capture_layer`)
+keeping the tensor *with* its graph (``detach=False``): the same tensor inference reads (the raw
+output of decoder layer m). With gradient checkpointing the layer runs again during backward; the
+hook keeps only the first call of each forward.
+
+The image inputs are whatever the family's processor produced (LLaVA-OneVision: ``pixel_values`` +
+``image_sizes``; Qwen2.5-VL / Qwen3-VL: ``pixel_values`` + ``image_grid_thw``); they are passed on
+by name, floating ones cast to the model's dtype.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 
-from mindedit_core.mllm import find_decoder_layers
+from mindedit_core.mllm import capture_layer
 from mindedit_core.vision_head import VisionHead
 
 from .losses import answer_cross_entropy, embed_loss
@@ -22,16 +28,6 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
     """The transformers model under a peft wrapper (LoRA layers stay injected in it)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
-
-
-class _FirstOutput:
-    def __init__(self) -> None:
-        self.hidden: torch.Tensor | None = None
-
-    def __call__(self, module, args, output) -> None:
-        if self.hidden is None:
-            self.hidden = output[0] if isinstance(output, (tuple, list)) else output
-        return None
 
 
 class JointModel(nn.Module):
@@ -57,28 +53,18 @@ class JointModel(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
-        image_sizes: torch.Tensor,
         labels: torch.Tensor,
         prompt_mask: torch.Tensor,
         target: torch.Tensor | None = None,
+        **image_inputs: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         core = unwrap_peft(self.mllm)
-        capture = _FirstOutput()
-        handle = None
-        if self.head is not None:
-            handle = find_decoder_layers(core)[self.layer - 1].register_forward_hook(capture)
-        try:
+        images = {k: v.to(core.dtype) if v.is_floating_point() else v for k, v in image_inputs.items()}
+        reading = capture_layer(core, self.layer, detach=False) if self.head is not None else nullcontext()
+        with reading as capture:
             outputs = core.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                pixel_values=pixel_values.to(core.dtype),
-                image_sizes=image_sizes,
-                use_cache=False,
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **images
             )
-        finally:
-            if handle is not None:
-                handle.remove()
         metrics: dict[str, torch.Tensor] = {}
         total = None
         if self.text_loss:
@@ -88,7 +74,7 @@ class JointModel(nn.Module):
         if self.head is not None:
             if target is None:
                 raise ValueError("The vision head is trained but the batch has no CLIP target.")
-            if capture.hidden is None:
+            if capture is None or capture.hidden is None:
                 raise RuntimeError(f"Decoder layer {self.layer} did not run: cannot read its hidden states.")
             pred = self.head(capture.hidden.float(), prompt_mask)
             loss, cos = embed_loss(pred, target)

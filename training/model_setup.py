@@ -1,27 +1,19 @@
-"""Load the base MLLM for training and make the right parts trainable (LoRA or full fine-tuning)."""
+"""Load the base MLLM for training and make the right parts trainable (LoRA or full fine-tuning).
+
+Any supported family (`mindedit_core.mllm.families`): loading, the LoRA target pattern and the
+decoder-layer lookup are the pack's own (`mindedit_core`), so training and inference cannot drift.
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mindedit_core.mllm import check_llava_onevision_folder, find_decoder_layers
-
-log = logging.getLogger(__name__)
-
-LORA_MODULES = r"(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj)"
-
-
-def lora_target_regex(layers: list[int] | None = None) -> str:
-    """LoRA on the language model's attention and MLP projections only (never SigLIP's), optionally
-    only on the given 0-based layers. Module paths differ across transformers versions, hence
-    ``(?:model\\.)?``; the pattern matches `mindedit_core.checkpoint.LORA_TARGET_REGEX` when
-    ``layers`` is None."""
-    which = r"\d+" if layers is None else "(?:" + "|".join(str(i) for i in layers) + ")"
-    return rf".*language_model\.(?:model\.)?layers\.{which}\.{LORA_MODULES}"
+from mindedit_core.checkpoint import lora_target_regex
+from mindedit_core.mllm import family_of, find_decoder_layers
+from mindedit_core.mllm import load_base_model as load_mllm_folder
 
 
 def resolve_precision(precision: str) -> str:
@@ -31,22 +23,10 @@ def resolve_precision(precision: str) -> str:
 
 
 def load_base_model(model_dir: str | Path, *, weights_dtype: torch.dtype, attn_implementation: str = "sdpa"):
-    """``(model, processor)`` from a local LLaVA-OneVision folder (no hub access)."""
-    from transformers import AutoProcessor, LlavaOnevisionForConditionalGeneration
-
-    path = check_llava_onevision_folder(model_dir)
-    try:
-        model = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            str(path), dtype=weights_dtype, attn_implementation=attn_implementation, local_files_only=True
-        )
-    except TypeError:  # transformers < 4.56 names it torch_dtype
-        model = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            str(path),
-            torch_dtype=weights_dtype,
-            attn_implementation=attn_implementation,
-            local_files_only=True,
-        )
-    processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
+    """``(model, processor)`` from a local folder of any supported family (no hub access)."""
+    model, processor, _family = load_mllm_folder(
+        model_dir, dtype=weights_dtype, attn_implementation=attn_implementation
+    )
     return model, processor
 
 
@@ -61,16 +41,18 @@ def add_lora(model: nn.Module, *, r: int, alpha: int, dropout: float, layers: li
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     if trainable == 0:
         raise RuntimeError(
-            "LoRA found no module to adapt in the language model: is this a LLaVA-OneVision model? "
-            f"(pattern {config.target_modules})"
+            f"LoRA found no module to adapt in the language model of {type(model).__name__} "
+            f"(pattern {config.target_modules}): is this a supported MLLM family?"
         )
     return peft_model
 
 
 def prepare_full_finetune(model: nn.Module, *, train_vision_tower: bool) -> nn.Module:
-    """Train the language model (and projector); the SigLIP tower only when asked."""
+    """Train the language model (and LLaVA-OneVision's projector); the vision tower (SigLIP,
+    Qwen's ``visual`` with its merger) only when asked."""
+    tower = family_of(model).vision_modules[0]
     for name, param in model.named_parameters():
-        in_vision = "vision_tower" in name
+        in_vision = f"{tower}." in name
         param.requires_grad = train_vision_tower or not in_vision
     return model
 

@@ -151,8 +151,8 @@ def evaluate(joint: JointModel, loader, device) -> dict:
 
 
 def _model_inputs(batch: dict, device) -> dict:
-    keys = ("input_ids", "attention_mask", "pixel_values", "image_sizes", "labels", "prompt_mask", "target")
-    return {k: batch[k].to(device) for k in keys if k in batch}
+    """Every tensor of the batch (token ids, masks, labels, target and the family's image tensors)."""
+    return {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
 
 
 # -- main loop ----------------------------------------------------------------------------------------

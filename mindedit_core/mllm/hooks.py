@@ -22,52 +22,71 @@ class _StopAfterLayer(Exception):
 
 
 def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The language model's decoder layers of a LLaVA-OneVision model (plain, merged or peft-wrapped).
+    """The language model's decoder layers (plain, merged or peft-wrapped model of any family).
 
-    Module paths differ by version: ``model.language_model.layers`` (transformers >= 4.52, 5.x) or
-    ``language_model.model.layers`` (older); we search by name so both (and peft wrappers) work.
+    The family lists where its layers live (paths moved between transformers versions, e.g.
+    ``model.language_model.layers`` in >= 4.52 and 5.x, ``language_model.model.layers`` before);
+    a peft wrapper adds a ``base_model.model.`` prefix, so the paths are matched as name suffixes.
     """
+    paths = _family_layer_paths(model)
     best: tuple[int, nn.ModuleList] | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.endswith("layers") and "language_model" in name:
+        if not isinstance(module, nn.ModuleList):
+            continue
+        if any(name == p or name.endswith("." + p) for p in paths):
             depth = name.count(".")
             if best is None or depth < best[0]:
                 best = (depth, module)
     if best is None:
         raise TypeError(
-            f"Could not find the language model's decoder layers in {type(model).__name__}: expected a "
-            "LLaVA-OneVision model with a 'language_model' holding 'layers'."
+            f"Could not find the language model's decoder layers in {type(model).__name__} "
+            f"(looked for {' or '.join(paths)}): is this a supported MLLM with a matching transformers?"
         )
     return best[1]
+
+
+def _family_layer_paths(model: nn.Module) -> tuple[str, ...]:
+    from .families import FAMILIES
+
+    config = getattr(model, "config", None)
+    family = FAMILIES.get(str(getattr(config, "model_type", "")))
+    if family is not None:
+        return family.decoder_layer_paths
+    return tuple(dict.fromkeys(p for f in FAMILIES.values() for p in f.decoder_layer_paths))
 
 
 class LayerCapture:
     """Holds the first captured output of one layer (``hidden`` is None until the layer runs)."""
 
-    def __init__(self, stop_after: bool) -> None:
+    def __init__(self, stop_after: bool, detach: bool = True) -> None:
         self.hidden: torch.Tensor | None = None
         self.stop_after = stop_after
+        self.detach = detach
 
     def __call__(self, module: nn.Module, args, output) -> None:
-        if self.hidden is None:
+        if self.hidden is None:  # only the first call: the prefill (or the forward before a recompute)
             tensor = output[0] if isinstance(output, (tuple, list)) else output
-            self.hidden = tensor.detach()
+            self.hidden = tensor.detach() if self.detach else tensor
             if self.stop_after:
                 raise _StopAfterLayer()
         return None  # hooks must not replace the output
 
 
 @contextmanager
-def capture_layer(model: nn.Module, layer: int, *, stop_after: bool = False) -> Iterator[LayerCapture]:
+def capture_layer(
+    model: nn.Module, layer: int, *, stop_after: bool = False, detach: bool = True
+) -> Iterator[LayerCapture]:
     """Capture the prefill output of decoder layer ``layer`` (1-based) while the block runs.
 
     With ``stop_after=True`` the forward is cut short right after that layer: wrap the call in
-    `run_until_captured`. The hook is always removed, also when the block raises.
+    `run_until_captured`. ``detach=False`` keeps the tensor's graph (training: the head's loss flows
+    back into the MLLM; with gradient checkpointing the layer's recompute in backward is ignored).
+    The hook is always removed, also when the block raises.
     """
     layers = find_decoder_layers(model)
     if not 1 <= layer <= len(layers):
         raise ValueError(f"Layer {layer} is outside the model's 1..{len(layers)} decoder layers.")
-    capture = LayerCapture(stop_after)
+    capture = LayerCapture(stop_after, detach)
     handle = layers[layer - 1].register_forward_hook(capture)
     try:
         yield capture

@@ -11,7 +11,12 @@ a plain ``generate`` produces (the hook only reads), and ``v_insight`` equals a 
 
 Inputs: a PIL image, or a numpy/torch ``[H,W,C]`` / ``[1,H,W,C]`` float image in 0..1 (ComfyUI
 ``IMAGE``); an optional mask ``[H,W]`` / ``[1,H,W]`` (ComfyUI ``MASK``), shown to the MLLM as a magenta
-outline (see `mindedit_core.images`). Images are resized to ``max_side`` (default 384 px).
+outline (see `mindedit_core.images`). Per-call settings (seed, max new tokens, the image budget
+``max_image_side``, sampling) travel in a `PassOptions` argument (or as keyword overrides of it);
+the model's ``default_options`` fill the rest. Nothing per-call is stored on the shared object.
+
+The family (`mindedit_core.mllm.families`) decides how the chat messages carry the image; the
+processor applies the family's own image budget to the resized image.
 
 Device handling: ``mllm.model`` and ``mllm.head`` are plain ``torch.nn.Module`` objects that a
 memory manager (ComfyUI's ModelPatcher) may move at any time; nothing device-bound is cached, every
@@ -29,22 +34,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..images import DEFAULT_MAX_SIDE, mask_is_empty, prepare_mllm_image
-from ..prompting import PROMPT_VERSION, RefinedPrompt, build_messages, parse_refinement
+from ..images import mask_is_empty, prepare_mllm_image
+from ..prompting import PROMPT_VERSION, RefinedPrompt, parse_refinement
 from ..vision_head import VisionHead, default_layer
+from .families import MLLMFamily, family_of
 from .hooks import capture_layer, find_decoder_layers, run_until_captured
+from .options import PassOptions
+from .protocol import GenerationInterrupted, require_vision_head
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_NEW_TOKENS = 160
-
-
-class GenerationInterrupted(RuntimeError):
-    """``should_stop`` returned True during generation (e.g. ComfyUI's Cancel)."""
-
-
-class MissingVisionHeadError(RuntimeError):
-    """``v_insight`` was requested from an MLLM loaded without a vision head."""
 
 
 @dataclass
@@ -97,7 +95,7 @@ def _first_float_parameter(module: nn.Module) -> torch.Tensor:
 
 
 class MindEditMLLM:
-    """A LLaVA-OneVision model + processor, an optional vision head, and the layer it reads."""
+    """A supported VLM + processor, an optional vision head, and the layer it reads."""
 
     def __init__(
         self,
@@ -106,19 +104,20 @@ class MindEditMLLM:
         head: VisionHead | None = None,
         *,
         layer: int | None = None,
-        max_side: int | None = DEFAULT_MAX_SIDE,
+        default_options: PassOptions | None = None,
         model_dir: str = "",
         checkpoint: Any = None,
+        family: MLLMFamily | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
         self.head = head
-        self.max_side = max_side
+        self.family = family or family_of(model)
+        self.default_options = default_options or PassOptions()
         self.model_dir = model_dir
         self.checkpoint = checkpoint
-        num_layers = len(find_decoder_layers(model))
-        self.num_layers = num_layers
-        self.layer = layer or (head.config.layer if head is not None else default_layer(num_layers))
+        self.num_layers = len(find_decoder_layers(model))
+        self.layer = layer or (head.config.layer if head is not None else default_layer(self.num_layers))
         if head is not None and head.config.layer != self.layer:
             raise ValueError(f"The head reads layer {head.config.layer}, but layer={self.layer} was given.")
         self.prompt_version = PROMPT_VERSION
@@ -151,12 +150,20 @@ class MindEditMLLM:
     def has_head(self) -> bool:
         return self.head is not None
 
+    def options(self, options: PassOptions | None = None, **overrides) -> PassOptions:
+        """The options of one call: ``options`` (or the defaults) with keyword overrides applied."""
+        return (options or self.default_options).with_overrides(**overrides)
+
     # -- inputs ----------------------------------------------------------------------------------
-    def prepare_inputs(self, image: Any, instruction: str, *, mask: Any = None):
-        """Processor outputs (input_ids, attention_mask, pixel_values, image_sizes) on the model's device."""
+    def prepare_inputs(
+        self, image: Any, instruction: str, *, mask: Any = None, max_image_side: int | None = None
+    ):
+        """Processor outputs (token ids, attention mask and the family's image tensors) on the model's
+        device; ``max_image_side`` defaults to the model's default options."""
+        side = self.default_options.max_image_side if max_image_side is None else max_image_side
         with_mask = not mask_is_empty(mask)
-        pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=self.max_side)
-        messages = build_messages(instruction, with_mask=with_mask)
+        pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=side)
+        messages = self.family.messages(instruction, with_mask=with_mask)
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(images=pil, text=text, return_tensors="pt")
         device, dtype = self.device, self.dtype
@@ -176,28 +183,17 @@ class MindEditMLLM:
         instruction: str,
         *,
         mask: Any = None,
-        seed: int = 0,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        do_sample: bool = False,
-        temperature: float = 0.7,
+        options: PassOptions | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_token: Callable[[int, int], None] | None = None,
+        **overrides,
     ) -> MindEditResult:
         """Refined prompts and ``v_insight`` from one ``generate`` (raises `MissingVisionHeadError`
-        without a head, `GenerationInterrupted` when ``should_stop`` fires)."""
-        self._require_head()
-        return self._generate(
-            image,
-            instruction,
-            mask,
-            seed,
-            max_new_tokens,
-            do_sample,
-            temperature,
-            should_stop,
-            on_token,
-            True,
-        )
+        without a head, `GenerationInterrupted` when ``should_stop`` fires). ``overrides``: any
+        `PassOptions` field (``seed=``, ``max_new_tokens=``, ...)."""
+        require_vision_head(self)
+        opts = self.options(options, **overrides)
+        return self._generate(image, instruction, mask, opts, should_stop, on_token, embed=True)
 
     def refine(
         self,
@@ -205,24 +201,20 @@ class MindEditMLLM:
         instruction: str,
         *,
         mask: Any = None,
-        seed: int = 0,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        do_sample: bool = False,
-        temperature: float = 0.7,
+        options: PassOptions | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_token: Callable[[int, int], None] | None = None,
+        **overrides,
     ) -> RefinedPrompt:
         """Refined prompts only; works with the base model and no head."""
         return self.refine_full(
             image,
             instruction,
             mask=mask,
-            seed=seed,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
+            options=options,
             should_stop=should_stop,
             on_token=on_token,
+            **overrides,
         ).refined
 
     def refine_full(
@@ -231,47 +223,35 @@ class MindEditMLLM:
         instruction: str,
         *,
         mask: Any = None,
-        seed: int = 0,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        do_sample: bool = False,
-        temperature: float = 0.7,
+        options: PassOptions | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_token: Callable[[int, int], None] | None = None,
+        **overrides,
     ) -> MindEditResult:
         """Like `refine`, returning the whole `MindEditResult` (raw text, token counts; ``v_insight`` None)."""
-        return self._generate(
-            image,
-            instruction,
-            mask,
-            seed,
-            max_new_tokens,
-            do_sample,
-            temperature,
-            should_stop,
-            on_token,
-            False,
-        )
+        opts = self.options(options, **overrides)
+        return self._generate(image, instruction, mask, opts, should_stop, on_token, embed=False)
 
     @torch.no_grad()
-    def embed(self, image: Any, instruction: str, *, mask: Any = None) -> torch.Tensor:
+    def embed(
+        self,
+        image: Any,
+        instruction: str,
+        *,
+        mask: Any = None,
+        options: PassOptions | None = None,
+        **overrides,
+    ) -> torch.Tensor:
         """``v_insight`` only: one forward over the prompt, stopped right after layer m."""
-        head = self._require_head()
-        inputs = self.prepare_inputs(image, instruction, mask=mask)
+        require_vision_head(self)
+        head = self.head
+        opts = self.options(options, **overrides)
+        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
             hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
         return self._apply_head(head, hidden, inputs["attention_mask"])
 
     # -- internals -------------------------------------------------------------------------------
-    def _require_head(self) -> VisionHead:
-        if self.head is None:
-            raise MissingVisionHeadError(
-                "This MLLM has no vision head, so it cannot predict v_insight (the IP-Adapter embedding). "
-                "Load a MIND-Edit checkpoint that contains vision_head.safetensors (put it in ComfyUI's "
-                "models/mindedit/ and select it in the loader, or pass checkpoint_dir= to load_mllm), or "
-                "train one with `python -m training.train ...`. Prompt refinement alone works without a head."
-            )
-        return self.head
-
     def _apply_head(
         self, head: VisionHead, hidden: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -282,38 +262,36 @@ class MindEditMLLM:
     @torch.no_grad()
     def _generate(
         self,
-        image,
-        instruction,
-        mask,
-        seed,
-        max_new_tokens,
-        do_sample,
-        temperature,
-        should_stop,
-        on_token,
-        embed,
+        image: Any,
+        instruction: str,
+        mask: Any,
+        opts: PassOptions,
+        should_stop: Callable[[], bool] | None,
+        on_token: Callable[[int, int], None] | None,
+        *,
+        embed: bool,
     ) -> MindEditResult:
         if should_stop is not None and should_stop():
             raise GenerationInterrupted("MLLM generation was cancelled before it started.")
         started = time.perf_counter()
-        inputs = self.prepare_inputs(image, instruction, mask=mask)
+        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
         prepared = time.perf_counter()
-        stopper = _CallbackStopper(max_new_tokens, should_stop, on_token)
+        stopper = _CallbackStopper(opts.max_new_tokens, should_stop, on_token)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         gen_kwargs = dict(
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
+            max_new_tokens=opts.max_new_tokens,
+            do_sample=opts.do_sample,
             stopping_criteria=_stopping_criteria(stopper),
             pad_token_id=tokenizer.pad_token_id,
         )
-        if do_sample:
-            gen_kwargs["temperature"] = temperature
+        if opts.do_sample:
+            gen_kwargs["temperature"] = opts.temperature
         else:  # silence "temperature is set but do_sample=False" from generation configs that set one
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         prompt_len = inputs["input_ids"].shape[1]
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            torch.manual_seed(opts.seed)
             if embed:
                 with capture_layer(self.model, self.layer) as capture:
                     output_ids = self.model.generate(**inputs, **gen_kwargs)
@@ -324,7 +302,7 @@ class MindEditMLLM:
         generated = time.perf_counter()
         if stopper.interrupted:
             raise GenerationInterrupted(
-                f"MLLM generation was cancelled after {stopper.step} of {max_new_tokens} tokens."
+                f"MLLM generation was cancelled after {stopper.step} of {opts.max_new_tokens} tokens."
             )
         new_ids = output_ids[0, prompt_len:]
         text = tokenizer.decode(new_ids, skip_special_tokens=True)

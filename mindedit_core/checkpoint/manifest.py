@@ -1,4 +1,5 @@
-"""The MIND-Edit checkpoint folder: what training exports and the loader reads.
+"""The MIND-Edit checkpoint manifest: what training exports and the loader reads (the LoRA half is
+`mindedit_core.checkpoint.lora`).
 
 Layout::
 
@@ -11,15 +12,17 @@ Layout::
 
     {"format": "mindedit-checkpoint", "format_version": 1,
      "base_model": {"model_type": "llava_onevision", "hidden_size": 3584, "num_layers": 28,
-                    "name": "llava-onevision-qwen2-7b-ov-hf"},
+                    "name": "llava-onevision-qwen2-7b-ov-hf", "family": "llava_onevision"},
      "layer": 21, "head": {"kind": "plus", "out_dim": 1280, "out_tokens": 257} | null,
      "prompt_version": "mindedit-refine-v1", "parts": {"lora": true, "vision_head": true},
-     "variant": "joint" | "text-only" | "head-only" | ..., "created_with": {...}, "extra": {...}}
+     "variant": "joint" | "text_only" | "head_only" | "base", "created_with": {...}, "extra": {...}}
 
-The loader checks that the base model matches (hidden size and layer count; a name mismatch only
-warns: folders get renamed) and that a LoRA adapter really loaded (every tensor of the file is in the
-model with the same values, and its deltas are non-zero). Adapters written by newer transformers/peft
-can load as silent no-ops on older versions; this turns that into an error.
+``family`` is the MLLM family (`mindedit_core.mllm.families`); manifests written before families
+existed lack it and get it from ``model_type``. Variants were once spelled ``text-only`` /
+``head-only``: such manifests still read (as ``text_only`` / ``head_only``).
+
+The loader checks that the base model matches (family, hidden size and layer count; a name mismatch
+only logs: folders get renamed) and that a LoRA adapter really loaded (`lora.verify_lora_loaded`).
 """
 
 from __future__ import annotations
@@ -28,13 +31,12 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .prompting import PROMPT_VERSION
-from .safe_files import CHECKPOINT_FIX, load_safetensors, load_torch_weights
-from .versions import library_versions
+from ..prompting import PROMPT_VERSION
+from ..versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,8 @@ CHECKPOINT_FORMAT_VERSION = 1
 MANIFEST_NAME = "mindedit.json"
 HEAD_NAME = "vision_head.safetensors"
 LORA_DIR = "lora"
-VARIANTS = ("joint", "text-only", "head-only", "base")
-
-# LoRA on the language model only (a bare ["q_proj", ...] list would also hit SigLIP's attention).
-# Module paths differ between transformers versions, hence the optional "model." parts.
-LORA_TARGET_REGEX = (
-    r".*language_model\.(?:model\.)?layers\.\d+\.(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj)"
-)
+VARIANTS = ("joint", "text_only", "head_only", "base")
+_OLD_VARIANT_SPELLING = {"text-only": "text_only", "head-only": "head_only"}
 
 
 class CheckpointError(ValueError):
@@ -60,10 +57,6 @@ class BaseModelMismatchError(CheckpointError):
     """The checkpoint was trained on a different base model than the one loaded."""
 
 
-class LoraNotLoadedError(CheckpointError):
-    """The LoRA adapter in a checkpoint did not load (missing tensors or zero deltas)."""
-
-
 @dataclass(frozen=True)
 class BaseModelInfo:
     """Identity of the base MLLM: enough to refuse a checkpoint made for another model."""
@@ -72,6 +65,35 @@ class BaseModelInfo:
     hidden_size: int
     num_layers: int
     name: str = ""
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.family:  # manifests from before families: the family is the model_type
+            object.__setattr__(self, "family", self.model_type)
+
+    @classmethod
+    def from_manifest(cls, entry: dict) -> BaseModelInfo:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
+
+    def describe(self) -> str:
+        """E.g. "Qwen2.5-VL 'Qwen2.5-VL-3B-Instruct' (hidden 2048, 36 layers)"."""
+        label = family_label(self.family)
+        named = f" {self.name!r}" if self.name else ""
+        return f"{label}{named} (hidden {self.hidden_size}, {self.num_layers} layers)"
+
+
+def family_label(family: str) -> str:
+    """The family's display name (``qwen2_5_vl`` -> ``Qwen2.5-VL``); unknown keys are shown as they are."""
+    from ..mllm.families import FAMILIES
+
+    known = FAMILIES.get(family)
+    return known.display_name if known is not None else (family or "an unknown model")
+
+
+def normalize_variant(variant: str) -> str:
+    """One spelling (``text_only``); the hyphenated one of older manifests is accepted."""
+    return _OLD_VARIANT_SPELLING.get(variant, variant)
 
 
 def _text_config(config: Any) -> Any:
@@ -86,11 +108,13 @@ def base_model_info(model_or_config: Any, name: str = "") -> BaseModelInfo:
     text = _text_config(config)
     if not name:
         name = Path(str(getattr(config, "_name_or_path", "") or "")).name
+    model_type = str(getattr(config, "model_type", ""))
     return BaseModelInfo(
-        model_type=str(getattr(config, "model_type", "")),
+        model_type=model_type,
         hidden_size=int(text.hidden_size),
         num_layers=int(text.num_hidden_layers),
         name=name,
+        family=model_type,
     )
 
 
@@ -103,7 +127,7 @@ class MindEditCheckpoint:
 
     @property
     def base(self) -> BaseModelInfo:
-        return BaseModelInfo(**self.manifest["base_model"])
+        return BaseModelInfo.from_manifest(self.manifest["base_model"])
 
     @property
     def layer(self) -> int | None:
@@ -133,7 +157,7 @@ class MindEditCheckpoint:
 
     @property
     def variant(self) -> str:
-        return str(self.manifest.get("variant", ""))
+        return normalize_variant(str(self.manifest.get("variant", "")))
 
 
 def save_mindedit_checkpoint(
@@ -156,6 +180,7 @@ def save_mindedit_checkpoint(
     only if you want it recorded). The head's config gets ``base_model`` / ``prompt_version`` filled in.
     """
     out_dir = Path(out_dir)
+    variant = normalize_variant(variant)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     if head is None and lora_model is None:
@@ -164,8 +189,8 @@ def save_mindedit_checkpoint(
     if head is not None:
         if head.config.hidden_size != info.hidden_size:
             raise BaseModelMismatchError(
-                f"The vision head reads hidden size {head.config.hidden_size}, but the base model has "
-                f"{info.hidden_size}."
+                f"The vision head reads hidden size {head.config.hidden_size}, but the base model "
+                f"{info.describe()} has {info.hidden_size}."
             )
         if not 1 <= head.config.layer <= info.num_layers:
             raise ValueError(f"Head layer {head.config.layer} is outside 1..{info.num_layers}.")
@@ -262,22 +287,26 @@ def read_checkpoint(path: str | Path) -> MindEditCheckpoint:
 
 
 def check_base_model(ckpt: MindEditCheckpoint, model_or_config: Any) -> None:
-    """Raise `BaseModelMismatchError` unless the loaded model has the checkpoint's widths and depth."""
+    """Raise `BaseModelMismatchError` unless the loaded model is of the checkpoint's family, width and
+    depth; the message names both models."""
     have = base_model_info(model_or_config)
     want = ckpt.base
     problems = []
+    if want.family and have.family and want.family != have.family:
+        problems.append(f"family {family_label(want.family)} != {family_label(have.family)}")
     if want.hidden_size != have.hidden_size:
         problems.append(f"hidden size {want.hidden_size} != {have.hidden_size}")
     if want.num_layers != have.num_layers:
         problems.append(f"layer count {want.num_layers} != {have.num_layers}")
-    if want.model_type and have.model_type and want.model_type != have.model_type:
-        problems.append(f"model type {want.model_type!r} != {have.model_type!r}")
     if problems:
+        what = (
+            "head and adapter" if ckpt.has_head and ckpt.has_lora else "head" if ckpt.has_head else "adapter"
+        )
         raise BaseModelMismatchError(
-            f"MIND-Edit checkpoint {ckpt.path} was trained on {want.name or want.model_type} "
-            f"(hidden {want.hidden_size}, {want.num_layers} layers), but the loaded MLLM "
-            f"{have.name or have.model_type} differs: {'; '.join(problems)}. Load the base model the "
-            "checkpoint was trained on (e.g. a 7B checkpoint needs llava-onevision-qwen2-7b-ov-hf)."
+            f"MIND-Edit checkpoint {ckpt.path} ({what}) was trained on {want.describe()}, but the loaded MLLM "
+            f"is {have.describe()}: {'; '.join(problems)}. Load the base model the checkpoint was trained on "
+            f"({want.name or family_label(want.family)}), or pick a checkpoint made for "
+            f"{have.name or family_label(have.family)}."
         )
     if want.name and have.name and want.name != have.name:
         log.info("Checkpoint base %r, loaded %r: same shape, assuming the same model.", want.name, have.name)
@@ -285,7 +314,7 @@ def check_base_model(ckpt: MindEditCheckpoint, model_or_config: Any) -> None:
 
 def load_head(ckpt: MindEditCheckpoint, *, device: Any = None):
     """The checkpoint's `VisionHead` (or None if it has none), checked against the manifest."""
-    from .vision_head import VisionHead
+    from ..vision_head import VisionHead
 
     if not ckpt.has_head:
         return None
@@ -296,64 +325,3 @@ def load_head(ckpt: MindEditCheckpoint, *, device: Any = None):
             f"{ckpt.path / MANIFEST_NAME} (hidden {ckpt.base.hidden_size}, layer {ckpt.layer})."
         )
     return head.eval()
-
-
-def apply_lora(model: Any, ckpt: MindEditCheckpoint, *, merge: bool = True) -> Any:
-    """Load the checkpoint's LoRA onto ``model``, verify it really loaded, and merge it by default.
-
-    Returns the merged plain model (``merge=True``) or the peft ``PeftModel``. Raises
-    `LoraNotLoadedError` when a tensor of the adapter file is missing from the model or differs, or when
-    all its deltas are zero (an untrained or silently dropped adapter).
-    """
-    from peft import PeftModel
-
-    _read_adapter_file(ckpt.lora_path)  # a damaged or unsafe adapter file is named before peft opens it
-    try:
-        peft_model = PeftModel.from_pretrained(model, str(ckpt.lora_path), is_trainable=False)
-    except Exception as exc:
-        raise LoraNotLoadedError(
-            f"The LoRA adapter in {ckpt.lora_path} could not be loaded onto the MLLM: {type(exc).__name__}: "
-            f"{exc}. Check that the checkpoint matches the base model and that peft is recent (>= 0.13)."
-        ) from exc
-    verify_lora_loaded(peft_model, ckpt.lora_path)
-    if merge:
-        return peft_model.merge_and_unload()
-    return peft_model
-
-
-def verify_lora_loaded(peft_model: Any, lora_path: Path) -> None:
-    """Compare the adapter file with the weights the peft model holds now (see `apply_lora`)."""
-    import torch
-    from peft.utils import get_peft_model_state_dict
-
-    file_state = _read_adapter_file(lora_path)
-    live = get_peft_model_state_dict(peft_model)
-    missing = [k for k in file_state if k not in live]
-    differing = [
-        k
-        for k, v in file_state.items()
-        if k in live and not torch.equal(live[k].detach().to("cpu", v.dtype), v)
-    ]
-    if missing or differing:
-        raise LoraNotLoadedError(
-            f"The LoRA adapter in {lora_path} did not load: {len(missing)} of {len(file_state)} tensors "
-            f"have no place in the model (e.g. {missing[:3]}) and {len(differing)} differ "
-            f"(e.g. {differing[:3]}). It was probably saved for another base model or another "
-            "transformers/peft layout: re-export it with this environment's versions."
-        )
-    b_tensors = [v for k, v in file_state.items() if "lora_B" in k]
-    if b_tensors and all(float(v.abs().max()) == 0.0 for v in b_tensors):
-        raise LoraNotLoadedError(
-            f"The LoRA adapter in {lora_path} has only zero deltas (every lora_B is 0): it was never "
-            "trained. Export the trained adapter, or drop lora/ from the checkpoint."
-        )
-
-
-def _read_adapter_file(lora_path: Path) -> dict:
-    st_file = lora_path / "adapter_model.safetensors"
-    bin_file = lora_path / "adapter_model.bin"
-    if st_file.is_file():
-        return load_safetensors(st_file, what="LoRA adapter file", fix=CHECKPOINT_FIX)
-    if bin_file.is_file():
-        return load_torch_weights(bin_file, what="LoRA adapter file", fix=CHECKPOINT_FIX)
-    raise LoraNotLoadedError(f"No adapter_model.safetensors or adapter_model.bin in {lora_path}.")
