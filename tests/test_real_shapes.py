@@ -219,3 +219,24 @@ def test_image_term_at_real_widths_takes_the_fused_path_and_matches_the_generic_
     many = torch.randn(2, FUSED_IMAGE_TOKENS + 1, width, generator=gen)
     decoupled_attention(q, text, many, many, 8, weight=1.0, attention_fn=host_attention)
     assert calls == [FUSED_IMAGE_TOKENS + 1]  # large key sets keep the host's memory-efficient kernel
+
+
+@pytest.mark.parametrize(
+    ("name", "params_b", "hidden", "layers"),
+    [("qwen2.5-vl-3b", 3.75, 2048, 36), ("qwen3-vl-2b", 2.13, 2048, 28)],
+)
+def test_qwen_vl_real_shapes_on_meta_give_the_head_its_layer_and_width(name, params_b, hidden, layers):
+    from mindedit_core.mllm import find_decoder_layers
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig
+
+    model = rs.real_qwen_vl_meta_model(name)
+    assert len(find_decoder_layers(model)) == layers
+    assert model.config.text_config.hidden_size == hidden
+    assert rs.parameter_count(model) / 1e9 == pytest.approx(params_b, rel=0.03)
+    with torch.device("meta"):
+        head = VisionHead(VisionHeadConfig.for_kind("plus", hidden_size=hidden, layer=default_layer(layers)))
+    assert tuple(head(torch.empty(1, 5, hidden, device="meta"), torch.ones(1, 5, device="meta")).shape) == (
+        1,
+        257,
+        1280,
+    )
