@@ -75,24 +75,16 @@ def _spec(node_id: str, display_name: str, description: str, function: str, outp
     )
 
 
-def negative_embeds_like(v_insight: torch.Tensor) -> torch.Tensor:
-    """The unconditional embedding paired with v_insight: zeros of the same shape.
-
-    Zeros is ComfyUI_IPAdapter_plus's default when no negative is given and what plain adapters were
-    trained with. Plus adapters' reference negative is the encoder's output for a blank image, which
-    needs the CLIP vision encoder the method does away with; zeros is the documented stand-in.
-    """
-    return torch.zeros_like(v_insight)
-
-
 def require_head(mllm: MLLMHandle) -> None:
     """Fail before the MLLM runs: without a vision head there is no v_insight to wait for."""
     require_vision_head(mllm.mllm, described_as=mllm.description)
 
 
 def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pos_embeds, neg_embeds) of a pass run with a vision head."""
-    return outcome.v_insight, negative_embeds_like(outcome.v_insight)
+    """(pos_embeds, neg_embeds) of a pass run with a vision head: neg_embeds is the checkpoint's stored
+    blank-image embedding for plus heads (zeros for plain, and for old plus checkpoints, said on the status
+    line), see `mindedit_core.checkpoint.negative`."""
+    return outcome.v_insight, outcome.neg_embeds
 
 
 def empty_instruction_problem(instruction=None) -> str | None:
@@ -137,7 +129,13 @@ POS_EMBEDS = Output(
     "EMBEDS",
     "v_insight, shaped like the CLIP-vision output the IP-Adapter expects ([1,1024] plain, [1,257,1280] plus).",
 )
-NEG_EMBEDS = Output("neg_embeds", "EMBEDS", "The matching unconditional embedding (zeros).")
+NEG_EMBEDS = Output(
+    "neg_embeds",
+    "EMBEDS",
+    "The matching unconditional embedding: a plus checkpoint's stored blank-image embedding (what IP-Adapter "
+    "Plus was trained with), zeros for plain heads. Connect it to the IP-Adapter node's neg_embed; "
+    "ComfyUI_IPAdapter_plus's 'IPAdapter Embeds' needs it (or a CLIP vision model).",
+)
 
 
 @declare(

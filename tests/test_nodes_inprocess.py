@@ -240,6 +240,31 @@ def test_refine_and_embed_nodes_share_one_mllm_pass(pack):
     assert len(mllm.calls) == 6 and combined[0] == pos and torch.equal(combined[2], emb_pos)
 
 
+class PlusMLLM(CountingMLLM):
+    """A plus head ([1,257,1280]) with or without a stored blank-image negative."""
+
+    def __init__(self, negative_embeds=None):
+        super().__init__()
+        self.negative_embeds = negative_embeds
+
+    def refine_and_embed(self, *args, **kwargs):
+        result = super().refine_and_embed(*args, **kwargs)
+        result.v_insight = torch.ones((1, 257, 1280))
+        return result
+
+
+def test_plus_embeds_output_the_checkpoints_stored_negative_or_say_zeros(pack):
+    refine = pack_module("nodes.refine")
+    stored = torch.randn((1, 257, 1280))
+    pos, neg = refine.MindEditInsightEmbeds().embed(
+        _handle(PlusMLLM(stored)), _image(), "add a hat", 0, 64, 256
+    )
+    assert pos.shape == (1, 257, 1280) and torch.equal(neg, stored)
+    out = refine.MindEditRefineAndEmbed().run(_handle(PlusMLLM(None)), _image(), "add a hat", 0, 64, 256)
+    assert torch.count_nonzero(out[3]) == 0  # an old plus checkpoint: zeros...
+    assert "stores no blank-image negative" in out[5]  # ...said on the status line
+
+
 def test_two_loaded_models_do_not_share_results(pack):
     refine = pack_module("nodes.refine")
     first, second = CountingMLLM(), CountingMLLM()
