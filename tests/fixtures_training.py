@@ -168,3 +168,28 @@ def write_jsonl_dataset(
         lines.append(json.dumps(line))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[str] | None = None, **kw):
+    """A preset's TrainConfig on `training_inputs`, shrunk to the tiny model and the CPU (the preset's own
+    choices otherwise kept)."""
+    from training.config import build_config
+
+    values = dict(
+        model=str(inputs["model"]),
+        data=str(inputs["data"]),
+        refined=str(inputs["refined"]),
+        targets=str(inputs["targets"]),
+        output_dir=str(out),
+        split="all",
+        precision="fp32",
+        batch_size=2,
+        grad_accum=1,
+        progress=False,
+        tensorboard=False,
+        log_every=1,
+        lora_r=4,
+        lora_alpha=8,
+    )
+    values.update(kw)
+    return build_config(preset, overrides or [], **values)

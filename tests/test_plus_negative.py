@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from fixtures_training import tiny_config
 
 from mindedit_core.checkpoint import (
     NEGATIVE_NAME,
@@ -102,29 +103,9 @@ def test_plus_training_stores_the_targets_negative_and_load_mllm_reads_it(traini
     from accelerate.state import AcceleratorState
 
     from mindedit_core.mllm import load_mllm
-    from training.config import build_config
     from training.train import train
 
-    cfg = build_config(
-        "joint",
-        [],
-        model=str(training_inputs["model"]),
-        data=str(training_inputs["data"]),
-        refined=str(training_inputs["refined"]),
-        targets=str(training_inputs["targets"]),
-        output_dir=str(tmp_path / "run"),
-        split="all",
-        precision="fp32",
-        batch_size=2,
-        grad_accum=1,
-        progress=False,
-        tensorboard=False,
-        lora_r=4,
-        lora_alpha=8,
-        limit=2,
-        max_steps=1,
-        head_kind="plus",
-    )
+    cfg = tiny_config(training_inputs, tmp_path / "run", "joint", limit=2, max_steps=1, head_kind="plus")
     try:
         result = train(cfg)
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_training import tiny_config
 
 from training.config import build_config
 from training.schedule import epoch_order
@@ -27,28 +28,6 @@ def fresh_accelerate_state():
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
-
-
-def tiny_config(inputs: dict, out: Path, preset: str = "lora", overrides: list[str] | None = None, **kw):
-    """A preset, shrunk to the tiny model and the CPU (the preset's own choices otherwise kept)."""
-    values = dict(
-        model=str(inputs["model"]),
-        data=str(inputs["data"]),
-        refined=str(inputs["refined"]),
-        targets=str(inputs["targets"]),
-        output_dir=str(out),
-        split="all",
-        precision="fp32",
-        batch_size=2,
-        grad_accum=1,
-        progress=False,
-        tensorboard=False,
-        log_every=1,
-        lora_r=4,
-        lora_alpha=8,
-    )
-    values.update(kw)
-    return build_config(preset, overrides or [], **values)
 
 
 # -- fast: configuration and data order ---------------------------------------------------------------
