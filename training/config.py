@@ -178,18 +178,3 @@ def build_config(
     if unknown:
         raise ValueError(f"Unknown training options {unknown}. Known options: {sorted(known)}.")
     return TrainConfig(**values)
-
-
-def checkpoint_variant(variant: str) -> str:
-    """The variant name written into the checkpoint manifest: the training name (``text_only``).
-
-    A ``mindedit_core`` that still only knows the old hyphenated manifest names (``text-only``) gets
-    those; reading either spelling is core's job (`normalise_variant`)."""
-    from mindedit_core.checkpoint import VARIANTS
-
-    return variant if variant in VARIANTS else variant.replace("_", "-")
-
-
-def normalise_variant(name: str | None) -> str | None:
-    """A manifest's variant in the one spelling used here (old manifests say ``text-only``)."""
-    return name.replace("-", "_") if name else name

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import TrainConfig, checkpoint_variant
+from .config import TrainConfig
 from .joint_model import JointModel, unwrap_peft
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def export_trained(
         base=info,
         head=head,
         lora_model=lora,
-        variant=checkpoint_variant(cfg.variant),
+        variant=cfg.variant,  # one spelling: text_only / head_only, as in mindedit_core
         layer=layer,
         extra=extra,
         overwrite=True,
