@@ -102,6 +102,7 @@ class StubMLLM:
     def __init__(self, dim: int = EVAL_EMBED_DIM) -> None:
         self.dim = dim
         self.calls: list[str] = []
+        self.negative_embeds = None  # no stored plus negative (plain-sized embeddings)
 
     def _embed(self, image, instruction: str):
         import torch

@@ -120,7 +120,7 @@ class Conditioner:
     """Builds the `Conditioning` of a record for one `MethodSpec`.
 
     `mllm` is a `mindedit_core.mllm.MindEditMLLM` (or anything with the same `refine_and_embed`,
-    `refine` and `embed` methods): it writes the refined prompts and, unless `insight_mllm` is given,
+    `refine` and `embed` methods and `negative_embeds`): it writes the refined prompts and, unless `insight_mllm` is given,
     also gives ``v_insight`` (one pass). `insight_mllm` is a second MLLM whose vision head gives
     ``v_insight`` (Table 2 #3-#5: prompts and ``v_insight`` from different checkpoints). With
     ``prompt="refined"`` and no MLLM, the record's own refined prompts are used (e.g. a JSONL with
@@ -188,7 +188,7 @@ class Conditioner:
         if embeds is not None:
             embeds = embeds.detach().float().cpu()
             if method.image_embed == "insight":
-                negative_embeds = getattr(self.insight_mllm, "negative_embeds", None)
+                negative_embeds = self.insight_mllm.negative_embeds  # MindEditMLLMLike
             elif method.image_embed == "source_clip":
                 negative_embeds = self.source_encoder.blank()
         return Conditioning(positive, negative, embeds, origin, warning, fell_back, negative_embeds)
