@@ -78,7 +78,6 @@ def tiny_models(cache_root: Path | None = None) -> DemoModels:
 
 def _pick(
     folder: Path,
-    wanted: str | None,
     what: str,
     env: str,
     *,
@@ -88,6 +87,7 @@ def _pick(
 ) -> Path | None:
     """One entry of ``folder``: the one named by ``$env``, else the only / first candidate.
     ``optional``: None when the folder is missing or holds nothing usable (and ``$env`` is unset)."""
+    wanted = os.environ.get(env)
     if optional and not wanted and not _candidates(folder, dirs, marker):
         return None
     if not folder.is_dir():
@@ -131,14 +131,12 @@ def configured_models(models_dir: Path) -> DemoModels:
     return DemoModels(
         checkpoint=_pick(
             models_dir / "checkpoints",
-            os.environ.get("MINDEDIT_SD15"),
             "SD1.5 checkpoint",
             "MINDEDIT_SD15",
             dirs=False,
         ),
         llm_dir=_pick(
             models_dir / "LLM",
-            os.environ.get("MINDEDIT_LLM"),
             "VLM folder",
             "MINDEDIT_LLM",
             dirs=True,
@@ -146,7 +144,6 @@ def configured_models(models_dir: Path) -> DemoModels:
         ),
         mindedit_dir=_pick(
             models_dir / "mindedit",
-            os.environ.get("MINDEDIT_CHECKPOINT"),
             "MIND-Edit checkpoint",
             "MINDEDIT_CHECKPOINT",
             dirs=True,
@@ -155,7 +152,6 @@ def configured_models(models_dir: Path) -> DemoModels:
         ),
         ipadapter=_pick(
             models_dir / "ipadapter",
-            os.environ.get("MINDEDIT_IPADAPTER"),
             "IP-Adapter file",
             "MINDEDIT_IPADAPTER",
             dirs=False,
