@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devkit.download_models import catalogue
+from mindedit_core import node_specs as specs
+from mindedit_core.node_schema import NodeSpec
 
 MASKED_WORKFLOW = "mindedit_masked_edit"
 EDIT_WORKFLOW = "mindedit_edit"
@@ -53,14 +55,55 @@ def _hub_file(key: str, directory: str) -> dict[str, str]:
 
 IPADAPTER_MODEL = _hub_file("ipadapter-plain", "ipadapter")
 
-# The IP-Adapter node family (nodes/ipadapter_nodes.py): type names and widget layout.
-IPADAPTER_LOADER = "MindEditIPAdapterLoader"
-IPADAPTER_FILE_INPUT = "ipadapter_file"
-IPADAPTER_TYPE = "MINDEDIT_IPADAPTER"
-IPADAPTER_APPLY = "MindEditApplyIPAdapter"
-IPADAPTER_APPLY_WIDGETS = [0.8, 0.0, 1.0, "all"]  # weight, start_at, end_at, batch_mapping
-MLLM_LOADER = "MindEditMLLMLoader"
-MLLM_LOADER_OPTIONS = ["auto", "none", "sdpa"]  # dtype, quantization, attention
+# The pack's nodes, from their one declaration (mindedit_core/node_specs.py): IDs, widgets, defaults.
+MLLM_LOADER = specs.MLLM_LOADER.node_id
+IPADAPTER_LOADER = specs.IPADAPTER_LOADER.node_id
+IPADAPTER_FILE_INPUT = specs.IPADAPTER_LOADER.inputs[0].name
+IPADAPTER_APPLY = specs.APPLY_IPADAPTER.node_id
+# Values the shipped workflows set where they differ from a widget's declared default.
+IPADAPTER_APPLY_VALUES = {"weight": 0.8}
+
+
+def pack_node(spec: NodeSpec, values: dict | None = None, sockets: tuple[str, ...] = ()) -> dict:
+    """`devkit.workflow_sections.Layout.add` arguments for one of the pack's nodes, from its declaration.
+
+    ``widgets``: every widget in declared order, ``values`` over the declared defaults, with the UI-only
+    ``control_after_generate`` value after a seed (``tall``: the multiline ones); ``inputs``: the required sockets, then the optional
+    ones named in ``sockets`` (the frontend shows unlinked optional sockets too, but saved workflows
+    list only what they carry); ``outputs``: every output.
+    """
+    values = dict(values or {})
+    unknown = set(values) - {i.name for i in spec.widgets}
+    if unknown:
+        raise KeyError(f"{spec.node_id} has no widget {sorted(unknown)}: {[i.name for i in spec.widgets]}")
+    unknown = set(sockets) - {i.name for i in spec.inputs if i.optional and not i.is_widget}
+    if unknown:
+        raise KeyError(f"{spec.node_id} has no optional socket {sorted(unknown)}")
+    widgets: list = []
+    tall: list[int] = []  # multiline text boxes: the frontend gives them a taller DOM widget
+    for item in spec.widgets:
+        if item.options.get("multiline"):
+            tall.append(len(widgets))
+        widgets.append(values.get(item.name, item.default))
+        if "control_after_generate" in item.options:
+            widgets.append(item.options["control_after_generate"])
+    inputs = [
+        (i.name, _socket_type(i))
+        for i in spec.inputs
+        if not i.is_widget and (not i.optional or i.name in sockets)
+    ]
+    return {
+        "type": spec.node_id,
+        "widgets": widgets,
+        "tall": tuple(tall),
+        "inputs": inputs,
+        "outputs": [(o.name, o.type) for o in spec.outputs],
+    }
+
+
+def _socket_type(item) -> str:
+    return item.type if isinstance(item.type, str) else "COMBO"
+
 
 # Node titles the demo and tests address.
 SOURCE_TITLE = "Load Image (source; paint a mask here)"

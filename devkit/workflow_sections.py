@@ -18,14 +18,9 @@ from devkit.workflow_parts import (
     GROUP_MINDEDIT,
     GROUP_MODELS,
     GROUP_OUTPUT,
-    IPADAPTER_APPLY,
-    IPADAPTER_APPLY_WIDGETS,
-    IPADAPTER_LOADER,
+    IPADAPTER_APPLY_VALUES,
     IPADAPTER_MODEL,
-    IPADAPTER_TYPE,
     MASK_TITLE,
-    MLLM_LOADER,
-    MLLM_LOADER_OPTIONS,
     MODELS_NOTE,
     NEGATIVE_PREVIEW_TITLE,
     NOTE_BG,
@@ -36,14 +31,15 @@ from devkit.workflow_parts import (
     SAMPLE_SOURCE,
     SOURCE_TITLE,
     STATUS_PREVIEW_TITLE,
+    pack_node,
 )
+from mindedit_core import node_specs as specs
+from mindedit_core.node_schema import NodeSpec
 
 COLUMN_WIDTH = 400
 COLUMN_STEP = COLUMN_WIDTH + 60
 NOTES_HEIGHT = 300
 TOP = NOTES_HEIGHT + 110  # first node title bar below the notes and the group titles
-REFINED_OUTPUTS = [("positive", "STRING"), ("negative", "STRING")]
-STATUS_LINES = ("mllm_status", "mask_status", "image_status")
 
 
 @dataclass
@@ -61,6 +57,18 @@ class Layout:
         node = self.col(group, index).add(type, **kwargs)
         self.members[group].append(node)
         return node
+
+    def add_pack(
+        self,
+        group: str,
+        spec: NodeSpec,
+        index: int = 0,
+        values: dict | None = None,
+        sockets: tuple[str, ...] = (),
+        **kwargs,
+    ) -> int:
+        """One of the pack's nodes, its type, widgets and sockets read from its declaration."""
+        return self.add(group, index=index, **pack_node(spec, values, sockets), **kwargs)
 
     def finish(self) -> dict:
         colors = ("#3f789e", "#8a6d3b", "#5b4a8a", "#4a7a4a", "#7a4a5b")
@@ -96,19 +104,17 @@ def add_models(
         outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
         models=[CHECKPOINT_MODEL],
     )
-    loader = lay.add(
+    loader = lay.add_pack(
         GROUP_MODELS,
-        MLLM_LOADER,
-        widgets=[llm_folder, mindedit_checkpoint, *MLLM_LOADER_OPTIONS],
-        outputs=[("mllm", "MINDEDIT_MLLM")],
+        specs.MLLM_LOADER,
+        values={"model_folder": llm_folder, "mindedit_checkpoint": mindedit_checkpoint},
     )
     ip_loader = None
     if with_ipadapter:
-        ip_loader = lay.add(
+        ip_loader = lay.add_pack(
             GROUP_MODELS,
-            IPADAPTER_LOADER,
-            widgets=[DEFAULT_IPADAPTER],
-            outputs=[("ipadapter", IPADAPTER_TYPE)],
+            specs.IPADAPTER_LOADER,
+            values={"ipadapter_file": DEFAULT_IPADAPTER},
             models=[IPADAPTER_MODEL],
         )
     return checkpoint, loader, ip_loader
@@ -126,7 +132,7 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
         preview=True,
         title=SOURCE_TITLE,
     )
-    region_inputs = [("image", "IMAGE"), ("painted_mask", "MASK")]
+    region_sockets = ("painted_mask",)
     mask_file = None
     if with_mask_file:
         mask_file = lay.add(
@@ -137,13 +143,8 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
             preview=True,
             title=MASK_TITLE,
         )
-        region_inputs += [("mask_image", "IMAGE"), ("mask_alpha", "MASK")]
-    region = lay.add(
-        GROUP_INPUT,
-        "MindEditEditRegion",
-        inputs=region_inputs,
-        outputs=[("mllm_mask", "MASK"), ("edit_mask", "MASK"), ("status", "STRING")],
-    )
+        region_sockets += ("mask_image", "mask_alpha")
+    region = lay.add_pack(GROUP_INPUT, specs.EDIT_REGION, sockets=region_sockets)
     g.connect(source, 0, region, "image")
     g.connect(source, 1, region, "painted_mask")
     if mask_file is not None:
@@ -190,15 +191,11 @@ def add_refine(
     lay: Layout, loader: int, source: int, region: int | None, instruction: str, embeds: bool
 ) -> int:
     g = lay.graph
-    inputs = [("mllm", "MINDEDIT_MLLM"), ("image", "IMAGE")] + ([("mask", "MASK")] if region else [])
-    outputs = REFINED_OUTPUTS + ([("pos_embeds", "EMBEDS"), ("neg_embeds", "EMBEDS")] if embeds else [])
-    node = lay.add(
+    node = lay.add_pack(
         GROUP_MINDEDIT,
-        "MindEditRefineAndEmbed" if embeds else "MindEditRefineInstruction",
-        widgets=[instruction, 0, "fixed", 200, 384],
-        tall=(0,),
-        inputs=inputs,
-        outputs=outputs + [("raw_answer", "STRING"), ("status", "STRING")],
+        specs.REFINE_AND_EMBED if embeds else specs.REFINE_INSTRUCTION,
+        values={"instruction": instruction},
+        sockets=("mask",) if region else (),
         title=REFINE_TITLE,
     )
     g.connect(loader, 0, node, "mllm")
@@ -229,18 +226,11 @@ def add_text_encoders(lay: Layout, checkpoint: int, refine: int) -> tuple[int, i
 
 def add_ipadapter(lay: Layout, checkpoint: int, ip_loader: int, refine: int, soft: int | None) -> int:
     g = lay.graph
-    inputs = [
-        ("model", "MODEL"),
-        ("ipadapter", IPADAPTER_TYPE),
-        ("pos_embed", "EMBEDS"),
-        ("neg_embed", "EMBEDS"),
-    ]
-    apply = lay.add(
+    apply = lay.add_pack(
         GROUP_MINDEDIT,
-        IPADAPTER_APPLY,
-        widgets=list(IPADAPTER_APPLY_WIDGETS),
-        inputs=inputs + ([("attn_mask", "MASK")] if soft else []),
-        outputs=[("MODEL", "MODEL")],
+        specs.APPLY_IPADAPTER,
+        values=IPADAPTER_APPLY_VALUES,
+        sockets=("neg_embed", "attn_mask") if soft else ("neg_embed",),
     )
     g.connect(checkpoint, 0, apply, "model")
     g.connect(ip_loader, 0, apply, "ipadapter")
@@ -262,7 +252,7 @@ def add_sampling(
 ) -> int:
     """Pad, encode (+ noise mask), sample, decode; returns the VAE Decode node."""
     g = lay.graph
-    pad = lay.add(GROUP_EDIT, "MindEditPadForVAE", inputs=[("image", "IMAGE")], outputs=[("image", "IMAGE")])
+    pad = lay.add_pack(GROUP_EDIT, specs.PAD_FOR_VAE)
     encode = lay.add(
         GROUP_EDIT, "VAEEncode", inputs=[("pixels", "IMAGE"), ("vae", "VAE")], outputs=[("LATENT", "LATENT")]
     )
@@ -313,25 +303,14 @@ def add_output(
 ) -> None:
     """Paste at the source's size, save, and preview the prompts and the one status text."""
     g = lay.graph
-    paste = lay.add(
-        GROUP_OUTPUT,
-        "MindEditPasteEdit",
-        inputs=[("source", "IMAGE"), ("edited", "IMAGE")] + ([("edit_mask", "MASK")] if soft else []),
-        outputs=[("image", "IMAGE"), ("status", "STRING")],
-    )
+    paste = lay.add_pack(GROUP_OUTPUT, specs.PASTE_EDIT, sockets=("edit_mask",) if soft else ())
     g.connect(source, 0, paste, "source")
     g.connect(decode, 0, paste, "edited")
     if soft:
         g.connect(soft, 0, paste, "edit_mask")
     save = lay.add(GROUP_OUTPUT, "SaveImage", widgets=[prefix], inputs=[("images", "IMAGE")], preview=True)
     g.connect(paste, 0, save, "images")
-    status = lay.add(
-        GROUP_OUTPUT,
-        "MindEditStatus",
-        1,
-        inputs=[(name, "STRING") for name in STATUS_LINES],
-        outputs=[("status", "STRING")],
-    )
+    status = lay.add_pack(GROUP_OUTPUT, specs.STATUS_JOIN, 1, sockets=specs.STATUS_INPUTS)
     g.connect(refine, 5 if len(g.nodes[refine].outputs) == 6 else 3, status, "mllm_status")
     if region:
         g.connect(region, 2, status, "mask_status")

@@ -17,20 +17,10 @@ from __future__ import annotations
 
 import folder_paths
 
-from ..mindedit_core.ipadapter import BATCH_MAPPINGS, IPAdapter, apply_ipadapter, load_ipadapter
+from ..mindedit_core.ipadapter import IPAdapter, apply_ipadapter, load_ipadapter
+from ..mindedit_core.node_specs import APPLY_IPADAPTER, IPADAPTER_LOADER
 from .model_folders import IPADAPTER_FOLDER
-from .node_spec import Input, NodeSpec, Output, declare, mappings
-
-CATEGORY = "MIND-Edit/IP-Adapter"
-IPADAPTER_TYPE = "MINDEDIT_IPADAPTER"
-EMBEDS_TYPE = "EMBEDS"
-
-
-def _adapter_files() -> list[str]:
-    try:
-        return folder_paths.get_filename_list(IPADAPTER_FOLDER)
-    except KeyError:  # folder not registered (module imported outside the pack's __init__)
-        return []
+from .node_spec import implements, mappings
 
 
 def comfy_attention(q, k, v, heads, extra_options=None):
@@ -43,31 +33,7 @@ def comfy_attention(q, k, v, heads, extra_options=None):
     )
 
 
-@declare(
-    NodeSpec(
-        node_id="MindEditIPAdapterLoader",
-        display_name="MIND-Edit IP-Adapter Loader",
-        category=CATEGORY,
-        description="Loads an SD1.5 IP-Adapter (plain or plus) in any released layout.",
-        function="load",
-        inputs=(
-            Input(
-                "ipadapter_file",
-                _adapter_files,
-                "An SD1.5 IP-Adapter in ComfyUI/models/ipadapter: ip-adapter_sd15 (plain, takes [B,1024] "
-                "embeds) or ip-adapter-plus_sd15 (plus, takes [B,257,1280]). Must match the kind of the "
-                "MIND-Edit vision head.",
-            ),
-        ),
-        outputs=(
-            Output(
-                "ipadapter",
-                IPADAPTER_TYPE,
-                "The loaded adapter (image projection + per-layer key/value projections).",
-            ),
-        ),
-    )
-)
+@implements(IPADAPTER_LOADER)
 class MindEditIPAdapterLoader:
     """Load an SD1.5 IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
 
@@ -76,69 +42,7 @@ class MindEditIPAdapterLoader:
         return (load_ipadapter(path),)
 
 
-@declare(
-    NodeSpec(
-        node_id="MindEditApplyIPAdapter",
-        display_name="MIND-Edit Apply IP-Adapter (EMBEDS)",
-        category=CATEGORY,
-        description=(
-            "Applies an SD1.5 IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on all 16 cross-attention "
-            "layers, composing with other attention patches."
-        ),
-        function="apply",
-        inputs=(
-            Input("model", "MODEL", "The SD1.5 model to steer (any SD1.5 checkpoint)."),
-            Input("ipadapter", IPADAPTER_TYPE, "From MIND-Edit IP-Adapter Loader."),
-            Input(
-                "pos_embed",
-                EMBEDS_TYPE,
-                "v_insight from MIND-Edit (or any CLIP-vision-shaped EMBEDS, e.g. from IPAdapter_plus): "
-                "[B,1024] for plain adapters, [B,257,1280] for plus.",
-            ),
-            Input(
-                "weight",
-                "FLOAT",
-                "Strength of the image guidance; 0 leaves the model unchanged, negative pushes away from it.",
-                options={"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.05},
-            ),
-            Input(
-                "start_at",
-                "FLOAT",
-                "Fraction of the sampling schedule where the guidance starts (0 = first step).",
-                options={"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01},
-            ),
-            Input(
-                "end_at",
-                "FLOAT",
-                "Fraction of the schedule where it stops (1 = last step). Must be >= start_at.",
-                options={"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01},
-            ),
-            Input(
-                "batch_mapping",
-                list(BATCH_MAPPINGS),
-                "all: every latent sees every embedding in the batch. per_latent: embedding i guides "
-                "latent i (the last embedding repeats if there are fewer).",
-                options={"default": "all"},
-            ),
-            Input(
-                "neg_embed",
-                EMBEDS_TYPE,
-                "Embedding for the unconditional (negative) pass, same shape as pos_embed. Unconnected: "
-                "zeros, what plain adapters were trained with. Plus adapters were trained with the image "
-                "encoder's output for a blank image: connect MIND-Edit's neg_embeds output (a checkpoint's "
-                "stored blank-image embedding, where it has one) or IPAdapter_plus' negative.",
-                optional=True,
-            ),
-            Input(
-                "attn_mask",
-                "MASK",
-                "Where the guidance applies (1) or not (0). Any size: resized to each attention resolution.",
-                optional=True,
-            ),
-        ),
-        outputs=(Output("MODEL", "MODEL", "A patched copy of the model; the input model is unchanged."),),
-    )
-)
+@implements(APPLY_IPADAPTER)
 class MindEditApplyIPAdapter:
     """Patch a MODEL so its cross-attention also attends to image tokens made from EMBEDS."""
 
@@ -183,4 +87,5 @@ class MindEditApplyIPAdapter:
         return (patched,)
 
 
-NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings([MindEditIPAdapterLoader, MindEditApplyIPAdapter])
+NODE_CLASSES = [MindEditIPAdapterLoader, MindEditApplyIPAdapter]
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(NODE_CLASSES)  # this family's V1 classes

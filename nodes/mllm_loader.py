@@ -11,78 +11,16 @@ from __future__ import annotations
 import functools
 import logging
 
-from ..mindedit_core.mllm.dtypes import DTYPE_NAMES
-from ..mindedit_core.mllm.quantization import QUANTIZATIONS as QUANTIZATION_NAMES
 from ..mindedit_core.mllm.quantization import check_quantization
+from ..mindedit_core.node_specs import MLLM_LOADER
 from . import model_folders
 from .comfy_mllm_patcher import MLLMHandle, mllm_device_plan, resolve_dtype, wrap_mllm
-from .node_spec import Input, NodeSpec, Output, declare
+from .node_spec import implements
 
 LOG = logging.getLogger("MIND-Edit")
 
-CATEGORY = "MIND-Edit"
-MLLM_TYPE = "MINDEDIT_MLLM"
 
-DTYPES = list(DTYPE_NAMES)
-QUANTIZATIONS = list(QUANTIZATION_NAMES)
-ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
-
-
-@declare(
-    NodeSpec(
-        node_id="MindEditMLLMLoader",
-        display_name="MIND-Edit MLLM Loader",
-        category=CATEGORY,
-        description=(
-            "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM "
-            "and, optionally, a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
-            "memory manager moves it to the GPU when used and offloads it when the diffusion model needs "
-            "room ('Unload models' frees it)."
-        ),
-        function="load",
-        inputs=(
-            Input(
-                "model_folder",
-                model_folders.llm_choices,
-                "A vision-language model folder in Hugging Face layout under models/LLM: LLaVA-OneVision "
-                "(e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL (e.g. "
-                "Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint was trained "
-                "on (same family and size).",
-            ),
-            Input(
-                "mindedit_checkpoint",
-                model_folders.checkpoint_choices,
-                "A MIND-Edit checkpoint folder under models/mindedit (mindedit.json, vision_head.safetensors, "
-                "optional lora/). 'none' loads the base model only: it can refine prompts but has no vision "
-                "head, so it cannot produce v_insight embeds.",
-            ),
-            Input(
-                "dtype",
-                DTYPES,
-                "Weight precision. 'auto' picks what ComfyUI picks for the device: bfloat16 if supported, "
-                "else float16, float32 on the CPU.",
-                options={"default": "auto"},
-            ),
-            Input(
-                "quantization",
-                QUANTIZATIONS,
-                "bitsandbytes 8-bit or 4-bit (nf4) weights to save VRAM (7B: ~15 GiB bf16, ~6 GiB 4-bit). "
-                "Needs a CUDA GPU and the bitsandbytes package; quantized weights stay on the GPU.",
-                options={"default": "none"},
-            ),
-            Input(
-                "attention",
-                ATTENTIONS,
-                "Attention implementation: sdpa (PyTorch, works everywhere), eager (slowest, most "
-                "compatible), flash_attention_2 (needs the flash-attn package).",
-                options={"default": "sdpa"},
-            ),
-        ),
-        outputs=(
-            Output("mllm", MLLM_TYPE, "The loaded MLLM; connect it to the MIND-Edit refine / embed nodes."),
-        ),
-    )
-)
+@implements(MLLM_LOADER)
 class MindEditMLLMLoader:
     """Load the MLLM that refines instructions and predicts v_insight."""
 

@@ -9,70 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
-from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
-from ..mindedit_core.prompting import MAX_INSTRUCTION_CHARS, bound_instruction
+from ..mindedit_core.mllm import PassOptions, require_vision_head
+from ..mindedit_core.node_specs import INSIGHT_EMBEDS, REFINE_AND_EMBED, REFINE_INSTRUCTION
+from ..mindedit_core.prompting import bound_instruction
 from .comfy_mllm_patcher import MLLMHandle
-from .mllm_loader import CATEGORY, MLLM_TYPE
 from .mllm_pass import PassOutcome, compute_pass
-from .node_spec import Input, NodeSpec, Output, declare
-
-DEFAULT_INSTRUCTION = "make it look like autumn"
-SEED_MAX = 0xFFFFFFFFFFFFFFFF
-
-
-MLLM_INPUTS = (
-    Input("mllm", MLLM_TYPE, "The MLLM from 'MIND-Edit MLLM Loader'."),
-    Input("image", "IMAGE", "The source image to edit (only the first image of a batch is read)."),
-    Input(
-        "instruction",
-        "STRING",
-        "What to change, in your own words (it may be vague, e.g. 'make it cosier'). The MLLM turns it "
-        f"into precise positive and negative prompts for Stable Diffusion. At most {MAX_INSTRUCTION_CHARS:,} "
-        "characters are read (a longer one is cut, and the status says so).",
-        options={"multiline": True, "default": DEFAULT_INSTRUCTION},
-    ),
-    Input(
-        "seed",
-        "INT",
-        "Seed for the MLLM's sampling. Keep it 'fixed' so re-queueing with a new KSampler seed reuses the "
-        "cached prompts instead of running the MLLM again.",
-        options={"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": "fixed"},
-    ),
-    Input(
-        "max_new_tokens",
-        "INT",
-        "Upper bound on the MLLM's answer length; the answer normally stops earlier.",
-        options={"default": DEFAULT_MAX_NEW_TOKENS, "min": 16, "max": 2048, "step": 8},
-    ),
-    Input(
-        "max_image_side",
-        "INT",
-        "The image is downscaled to this longest side before the MLLM reads it (visual tokens at 384 / "
-        "1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, Qwen3-VL ~140 / ~1,000). Only "
-        "affects the MLLM, not the edit.",
-        options={"default": DEFAULT_MAX_IMAGE_SIDE, "min": 64, "max": 4096, "step": 8},
-    ),
-    Input(
-        "mask",
-        "MASK",
-        "Optional edit region (white = edit). The MLLM sees it outlined on the image and describes only "
-        "that area. Leave empty for a mask-free edit.",
-        optional=True,
-    ),
-)
-
-
-def _spec(node_id: str, display_name: str, description: str, function: str, outputs) -> NodeSpec:
-    return NodeSpec(
-        node_id=node_id,
-        display_name=display_name,
-        category=CATEGORY,
-        description=description,
-        function=function,
-        inputs=MLLM_INPUTS,
-        outputs=tuple(outputs),
-    )
+from .node_spec import implements
 
 
 def require_head(mllm: MLLMHandle) -> None:
@@ -118,37 +60,7 @@ def status_of(outcome: PassOutcome, instruction: str) -> str:
     return f"WARNING: {note} | {outcome.status}" if note else outcome.status
 
 
-POSITIVE = Output("positive", "STRING", "Refined positive prompt for Stable Diffusion.")
-NEGATIVE = Output("negative", "STRING", "Refined negative prompt.")
-RAW_ANSWER = Output("raw_answer", "STRING", "The MLLM's answer before parsing (for inspection).")
-STATUS = Output(
-    "status", "STRING", "'ok' or the parser's fallback warning, any instruction cut, and the model used."
-)
-POS_EMBEDS = Output(
-    "pos_embeds",
-    "EMBEDS",
-    "v_insight, shaped like the CLIP-vision output the IP-Adapter expects ([1,1024] plain, [1,257,1280] plus).",
-)
-NEG_EMBEDS = Output(
-    "neg_embeds",
-    "EMBEDS",
-    "The matching unconditional embedding: a plus checkpoint's stored blank-image embedding (what IP-Adapter "
-    "Plus was trained with), zeros for plain heads. Connect it to the IP-Adapter node's neg_embed; "
-    "ComfyUI_IPAdapter_plus's 'IPAdapter Embeds' needs it (or a CLIP vision model).",
-)
-
-
-@declare(
-    _spec(
-        "MindEditRefineInstruction",
-        "MIND-Edit Refine Instruction (-> prompts)",
-        "Runs the MIND-Edit MLLM on the image and your instruction and outputs refined positive and "
-        "negative prompts (connect them to CLIP Text Encode's 'text' input), the raw answer and a status "
-        "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint.",
-        "refine",
-        (POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
-    )
-)
+@implements(REFINE_INSTRUCTION)
 class MindEditRefineInstruction(_MLLMNode):
     """Vague instruction -> precise positive / negative prompts."""
 
@@ -157,17 +69,7 @@ class MindEditRefineInstruction(_MLLMNode):
         return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction))
 
 
-@declare(
-    _spec(
-        "MindEditInsightEmbeds",
-        "MIND-Edit Insight Embeds (-> IP-Adapter EMBEDS)",
-        "Predicts v_insight with the MIND-Edit vision head and outputs it as EMBEDS for the MIND-Edit "
-        "IP-Adapter node (or ComfyUI_IPAdapter_plus 'IPAdapter Embeds'). With the same inputs as the "
-        "refine node, the MLLM runs once for both.",
-        "embed",
-        (POS_EMBEDS, NEG_EMBEDS),
-    )
-)
+@implements(INSIGHT_EMBEDS)
 class MindEditInsightEmbeds(_MLLMNode):
     """v_insight as IP-Adapter EMBEDS (positive + negative)."""
 
@@ -176,16 +78,7 @@ class MindEditInsightEmbeds(_MLLMNode):
         return embeds_of(_run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask))
 
 
-@declare(
-    _spec(
-        "MindEditRefineAndEmbed",
-        "MIND-Edit (refine + embed)",
-        "MIND-Edit in one node: refined positive / negative prompts and v_insight EMBEDS from a single "
-        "MLLM pass. Connect the prompts to CLIP Text Encode and the embeds to the IP-Adapter node.",
-        "run",
-        (POSITIVE, NEGATIVE, POS_EMBEDS, NEG_EMBEDS, RAW_ANSWER, STATUS),
-    )
-)
+@implements(REFINE_AND_EMBED)
 class MindEditRefineAndEmbed(_MLLMNode):
     """Both outputs of one MLLM pass, for simple graphs (one instruction box)."""
 

@@ -8,6 +8,7 @@ top-level ``nodes`` module would otherwise clash with ours).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,18 +37,32 @@ def import_comfy() -> ModuleType:
     return folder_paths
 
 
-def import_pack() -> ModuleType:
-    """The pack's root package (``__init__.py``), imported once under `PACK_MODULE`."""
-    if PACK_MODULE in sys.modules:
-        return sys.modules[PACK_MODULE]
+def import_pack(module_name: str = PACK_MODULE) -> ModuleType:
+    """The pack's root package (``__init__.py``), imported once under ``module_name`` and loaded the
+    way ComfyUI loads it: a V3 extension's ``on_load`` runs (it registers the model folders)."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
     import_comfy()
     spec = importlib.util.spec_from_file_location(
-        PACK_MODULE, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+        module_name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
     )
     module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_MODULE] = module
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    if hasattr(module, "comfy_entrypoint"):
+        asyncio.run(_load_extension(module))
     return module
+
+
+async def _load_extension(module: ModuleType):
+    extension = await module.comfy_entrypoint()
+    await extension.on_load()
+    return extension
+
+
+def load_extension(module: ModuleType):
+    """The pack's ``ComfyExtension``, after ``on_load`` (what ComfyUI 0.33 does on start-up)."""
+    return asyncio.run(_load_extension(module))
 
 
 def pack_module(name: str) -> ModuleType:

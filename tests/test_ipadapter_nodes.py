@@ -16,9 +16,10 @@ def ipa_nodes():
 
 
 def test_nodes_are_in_the_pack_mappings(ipa_nodes):
-    pack = import_pack()
+    import_pack()
+    pack_nodes = pack_module("nodes")
     for name, cls in ipa_nodes.NODE_CLASS_MAPPINGS.items():
-        assert pack.NODE_CLASS_MAPPINGS[name] is cls
+        assert pack_nodes.NODE_CLASS_MAPPINGS[name] is cls
         assert name in ipa_nodes.NODE_DISPLAY_NAME_MAPPINGS
 
 

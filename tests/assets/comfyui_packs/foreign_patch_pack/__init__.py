@@ -156,9 +156,11 @@ class MindEditTestRandomEmbeds:
         return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale,)
 
 
-NODE_CLASS_MAPPINGS = {
-    "MindEditTest_CountingAttn2Patch": MindEditTestCountingAttn2Patch,
-    "MindEditTest_TwoTupleAttn2Patch": MindEditTestTwoTupleAttn2Patch,
-    "MindEditTest_ReportCounts": MindEditTestReportCounts,
-    "MindEditTest_RandomEmbeds": MindEditTestRandomEmbeds,
-}
+# Built with dict(...), not a literal: ComfyUI-Manager's scanner must not list test-only nodes as the
+# pack's (tests/test_distribution.py).
+NODE_CLASS_MAPPINGS = dict(
+    MindEditTest_CountingAttn2Patch=MindEditTestCountingAttn2Patch,
+    MindEditTest_TwoTupleAttn2Patch=MindEditTestTwoTupleAttn2Patch,
+    MindEditTest_ReportCounts=MindEditTestReportCounts,
+    MindEditTest_RandomEmbeds=MindEditTestRandomEmbeds,
+)

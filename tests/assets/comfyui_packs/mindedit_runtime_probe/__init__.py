@@ -61,4 +61,6 @@ class MindEditProbeDetect:
         return {"ui": {"text": [json.dumps(report, default=str)]}}
 
 
-NODE_CLASS_MAPPINGS = {"MindEditProbeFail": MindEditProbeFail, "MindEditProbeDetect": MindEditProbeDetect}
+# Built with dict(...), not a literal: ComfyUI-Manager's scanner must not list test-only nodes as the
+# pack's (tests/test_distribution.py).
+NODE_CLASS_MAPPINGS = dict(MindEditProbeFail=MindEditProbeFail, MindEditProbeDetect=MindEditProbeDetect)
