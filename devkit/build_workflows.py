@@ -38,6 +38,7 @@ from devkit.workflow_parts import (
     REFINE_ONLY_WORKFLOW,
     SAMPLE_SOURCE,
     SOURCE_TITLE,
+    status_example,
 )
 from devkit.workflow_sections import (
     GROUP_COLUMNS,
@@ -66,7 +67,8 @@ def masked_edit_workflow() -> dict:
     decode = add_sampling(
         lay, checkpoint, model, source, add_text_encoders(lay, checkpoint, refine), soft, 0.9
     )
-    add_output(lay, source, decode, soft, refine, region, "mindedit/masked_edit")
+    status = status_example(DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, MASKED_INSTRUCTION, True)
+    add_output(lay, source, decode, soft, refine, region, "mindedit/masked_edit", status)
     return lay.finish()
 
 
@@ -88,7 +90,8 @@ def edit_workflow() -> dict:
     decode = add_sampling(
         lay, checkpoint, model, source, add_text_encoders(lay, checkpoint, refine), None, 0.65
     )
-    add_output(lay, source, decode, None, refine, None, "mindedit/edit")
+    status = status_example(DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, EDIT_INSTRUCTION, False)
+    add_output(lay, source, decode, None, refine, None, "mindedit/edit", status)
     return lay.finish()
 
 
@@ -104,7 +107,8 @@ def refine_only_workflow() -> dict:
     decode = add_sampling(
         lay, checkpoint, checkpoint, source, add_text_encoders(lay, checkpoint, refine), soft, 0.75
     )
-    add_output(lay, source, decode, soft, refine, region, "mindedit/refine_only_edit")
+    status = status_example(REFINE_ONLY_LLM_FOLDER, NO_MINDEDIT_CHECKPOINT, REFINE_ONLY_INSTRUCTION, True)
+    add_output(lay, source, decode, soft, refine, region, "mindedit/refine_only_edit", status)
     return lay.finish()
 
 

@@ -67,15 +67,18 @@ def prepare_prompt(
     mllm_seed: int = 0,
     max_new_tokens: int | None = None,
     filename_prefix: str | None = None,
+    api_prompt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The shipped UI workflow as an API prompt, with this run's files and settings filled in.
+
+    ``api_prompt``: fill this already converted prompt instead (e.g. one saved by an older version).
 
     The refine-only workflow has no IP-Adapter and no MIND-Edit checkpoint: those are set only in
     the workflows that have them (which then need them in ``models``)."""
     from devkit import build_workflows as wf
     from devkit.workflow_api import find_node_ids, set_widget, ui_to_api
 
-    prompt = ui_to_api(load_workflow(workflow_name), object_info)
+    prompt = api_prompt if api_prompt is not None else ui_to_api(load_workflow(workflow_name), object_info)
     set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", models.checkpoint.name)
     set_widget(prompt, wf.MLLM_LOADER, "model_folder", models.llm_dir.name)
     if find_node_ids(prompt, wf.IPADAPTER_LOADER):

@@ -16,6 +16,14 @@ On load the frontend grows every node to at least ``LGraphNode.computeSize()`` (
   (litegraph's own estimate without a canvas).
 - the title bar (``NODE_TITLE_HEIGHT`` 30) sits above ``pos``: a node covers
   ``[x, y - 30, x + w, y + h]``. A group's title is ``font_size * 1.4`` high.
+- every input of the node definition gets a socket on load, linked or not: an optional socket a
+  saved workflow leaves out still takes a slot row (frontend 1.49.6, ComfyUI 0.33.0's pin).
+
+Text in a Preview-as-Text box (frontend 1.49.6, ``extensions/core/previewAny``): the box is a DOM
+widget (minimum 60 px) followed by a Markdown / Plain-text toggle (a BOOLEAN widget); its text is
+``Comfy.TextareaWidget.FontSize`` (default 10 px) at ``leading-normal`` (1.5), so a line is 15 px
+and about ``10 * 0.6`` px a character; the box wraps long lines and shows what fits, then scrolls.
+What the artist sees without scrolling is what `text_box_lines` counts.
 """
 
 from __future__ import annotations
@@ -35,8 +43,15 @@ GROUP_FONT_SIZE = 24
 GROUP_TITLE_HEIGHT = GROUP_FONT_SIZE * 1.4
 GROUP_PADDING = 10
 
+# The Preview-as-Text box (see the module docstring).
+TEXT_PREVIEW_MIN_HEIGHT = 60
+TEXTAREA_FONT_SIZE = 10
+TEXTAREA_LINE_HEIGHT = TEXTAREA_FONT_SIZE * 1.5
+TEXTAREA_PADDING = 8  # inside the box, each side
+
 # Nodes the frontend gives a widget the server does not list.
 TEXT_BOX_NODES = {"PreviewAny": "preview", "Note": "text", "MarkdownNote": "text"}
+PREVIEW_TOGGLE = "previewMode"  # the Markdown / Plain-text toggle under a Preview-as-Text box
 IMAGE_PREVIEW_NODES = frozenset({"LoadImage", "SaveImage", "PreviewImage"})
 
 
@@ -75,7 +90,8 @@ def widget_heights(node_type: str, node_info: Mapping[str, Any] | None) -> list[
     if upload:
         widgets.append(("upload", NODE_WIDGET_HEIGHT))
     if node_type == "PreviewAny":
-        widgets.append(("preview", DOM_WIDGET_MIN_HEIGHT))
+        widgets.append(("preview", TEXT_PREVIEW_MIN_HEIGHT))
+        widgets.append((PREVIEW_TOGGLE, NODE_WIDGET_HEIGHT))
     if node_type in IMAGE_PREVIEW_NODES:
         widgets.append(("$$canvas-image-preview", IMAGE_PREVIEW_MIN_HEIGHT))
     return widgets
@@ -86,8 +102,9 @@ def frontend_size(node: Mapping[str, Any], node_info: Mapping[str, Any] | None) 
     widgets = widget_heights(node["type"], node_info)
     widget_names = {name for name, _ in widgets}
     slots = [s for s in node.get("inputs") or [] if not s.get("widget") and s["name"] not in widget_names]
+    declared = {name for name in socket_inputs(node_info) if name not in widget_names}
     outputs = node.get("outputs") or []
-    rows = max(len(slots), len(outputs), 1)
+    rows = max(len(declared | {s["name"] for s in slots}), len(outputs), 1)
     title = node.get("title") or (node_info or {}).get("display_name") or node["type"]
     title_width = NODE_TITLE_HEIGHT + text_width(title) + NODE_TITLE_HEIGHT * 0.33
     input_width = max((text_width(s["name"]) for s in slots), default=0)
@@ -103,6 +120,90 @@ def frontend_size(node: Mapping[str, Any], node_info: Mapping[str, Any] | None) 
     min_width = NODE_WIDTH * (1.5 if widgets else 1)
     width = max(slots_width, widget_width, title_width, min_width)
     return width, body_height(rows, [h for _, h in widgets])
+
+
+def socket_inputs(node_info: Mapping[str, Any] | None) -> list[str]:
+    """Every input of a node definition that is a socket, not a widget (required and optional)."""
+    names = []
+    for section in ("required", "optional"):
+        for name, spec in (((node_info or {}).get("input") or {}).get(section) or {}).items():
+            kind, options = _kind_and_options(spec)
+            is_widget = not options.get("forceInput") and (
+                isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+            )
+            if not is_widget:
+                names.append(name)
+    return names
+
+
+def text_box_lines(text: str, box_width: float) -> int:
+    """How many lines ``text`` takes in a Preview-as-Text box ``box_width`` wide, wrapped at spaces
+    the way a textarea wraps (a word longer than a line is broken)."""
+    per_line = max(1, int((box_width - 2 * TEXTAREA_PADDING) // (TEXTAREA_FONT_SIZE * 0.6)))
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines, used = lines + 1, 0
+        for word in paragraph.split(" "):
+            if used + (1 if used else 0) + len(word) <= per_line:
+                used += (1 if used else 0) + len(word)
+                continue
+            if used:  # the word goes to the next line
+                lines += 1
+            while len(word) > per_line:  # a word longer than a line is broken
+                lines, word = lines + 1, word[per_line:]
+            used = len(word)
+    return lines
+
+
+def text_box_height(lines: int) -> float:
+    """The height a Preview-as-Text box needs to show ``lines`` lines without scrolling."""
+    return max(TEXT_PREVIEW_MIN_HEIGHT, lines * TEXTAREA_LINE_HEIGHT + 2 * TEXTAREA_PADDING)
+
+
+# A DOM widget spans the node's width less this margin (litegraph's widget margin, both sides).
+DOM_WIDGET_SIDE_MARGIN = 10
+
+
+def preview_node_height(text: str, node_width: float) -> float:
+    """The body height of a Preview-as-Text node ``node_width`` wide that shows all of ``text``."""
+    box = text_box_height(text_box_lines(text, node_width - 2 * DOM_WIDGET_SIDE_MARGIN))
+    return body_height(1, [box, NODE_WIDGET_HEIGHT])
+
+
+def preview_box_height(node_height: float) -> float:
+    """The text box's height inside a Preview-as-Text node of ``node_height`` (one input row, the
+    box, the toggle): the inverse of `body_height`."""
+    return node_height - 6 - 8 - NODE_SLOT_HEIGHT - (NODE_WIDGET_HEIGHT + 4) - 4
+
+
+# The saved opening view (``extra.ds``: the canvas shows graph point p at ``(p + offset) * scale``).
+# Reference canvas: a 1600 x 900 browser canvas (a laptop; 1080p leaves more), of which the frontend's
+# side toolbar covers the left and its menu bar the top (1.49-1.58 measured ~48-60 px; we keep clear
+# of a generous 80 / 48).
+OPENING_SCALE = 0.75  # readable: litegraph stops drawing widget text below 0.6
+REFERENCE_CANVAS = (1600, 900)
+SIDEBAR_WIDTH = 80
+TOP_BAR_HEIGHT = 48
+VIEW_MARGIN = 16
+
+
+def opening_view(left: float, top: float) -> dict[str, Any]:
+    """``extra.ds`` that puts graph point (left, top) just right of the sidebar and below the menu."""
+    return {
+        "scale": OPENING_SCALE,
+        "offset": [
+            round((SIDEBAR_WIDTH + VIEW_MARGIN) / OPENING_SCALE - left, 1),
+            round((TOP_BAR_HEIGHT + VIEW_MARGIN) / OPENING_SCALE - top, 1),
+        ],
+    }
+
+
+def visible_graph_rect(ds: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """The graph area (left, top, right, bottom) the reference canvas shows, clear of sidebar and menu."""
+    scale = ds["scale"]
+    ox, oy = ds["offset"]
+    width, height = REFERENCE_CANVAS
+    return (SIDEBAR_WIDTH / scale - ox, TOP_BAR_HEIGHT / scale - oy, width / scale - ox, height / scale - oy)
 
 
 def node_rect(node: Mapping[str, Any], size: tuple[float, float] | None = None) -> tuple[float, ...]:

@@ -32,8 +32,10 @@ from devkit.node_layout import (
     IMAGE_PREVIEW_MIN_HEIGHT,
     NODE_TITLE_HEIGHT,
     NODE_WIDGET_HEIGHT,
+    TEXT_PREVIEW_MIN_HEIGHT,
     body_height,
     node_rect,
+    opening_view,
 )
 
 
@@ -154,6 +156,12 @@ class UIGraph:
         bottom = max(r[3] for r in rects) + GROUP_PADDING
         self.group(title, (left, top, right - left, bottom - top), color)
 
+    def _top_left(self) -> tuple[float, float]:
+        """The graph's top-left corner: nodes (title bars included) and groups."""
+        rects = [node_rect({"pos": n.pos, "size": n.size}) for n in self.nodes.values()]
+        rects += [(x, y, x + w, y + h) for x, y, w, h in (g["bounding"] for g in self.groups)]
+        return min(r[0] for r in rects), min(r[1] for r in rects)
+
     def _execution_order(self) -> dict[int, int]:
         """A topological order (the frontend's ``order`` field): sources first."""
         incoming = {nid: {link[1] for link in self.links if link[3] == nid} for nid in self.nodes}
@@ -211,7 +219,7 @@ class UIGraph:
             "links": self.links,
             "groups": self.groups,
             "config": {},
-            "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}},
+            "extra": {"ds": opening_view(*self._top_left())},
             "version": 0.4,
         }
 
@@ -246,8 +254,8 @@ class Column:
     ) -> int:
         widgets = kwargs.get("widgets", ())
         heights = [DOM_WIDGET_MIN_HEIGHT if i in tall else NODE_WIDGET_HEIGHT for i in range(len(widgets))]
-        if text_box:
-            heights.append(DOM_WIDGET_MIN_HEIGHT)
+        if text_box:  # Preview as Text: the box, then its Markdown / Plain-text toggle
+            heights += [TEXT_PREVIEW_MIN_HEIGHT, NODE_WIDGET_HEIGHT]
         if preview:
             heights.append(IMAGE_PREVIEW_MIN_HEIGHT)
         linked = [i for i in kwargs.get("inputs", ())]

@@ -72,6 +72,17 @@ def _spec_type_and_options(spec: Any) -> tuple[Any, dict[str, Any]]:
     return spec[0], options
 
 
+def combo_options(spec: Any) -> list | None:
+    """A combo input's options, in either /object_info spelling: V1 classes give ``[options, {...}]``,
+    V3 classes ``["COMBO", {"options": [...]}]``; None when ``spec`` is no combo."""
+    kind, options = _spec_type_and_options(spec)
+    if isinstance(kind, list):
+        return kind
+    if kind == "COMBO":
+        return list(options.get("options") or [])
+    return None
+
+
 def _is_widget(spec: Any) -> bool:
     kind, options = _spec_type_and_options(spec)
     if options.get("forceInput"):

@@ -64,21 +64,18 @@ IPADAPTER_APPLY = specs.APPLY_IPADAPTER.node_id
 IPADAPTER_APPLY_VALUES = {"weight": 0.8}
 
 
-def pack_node(spec: NodeSpec, values: dict | None = None, sockets: tuple[str, ...] = ()) -> dict:
+def pack_node(spec: NodeSpec, values: dict | None = None) -> dict:
     """`devkit.workflow_sections.Layout.add` arguments for one of the pack's nodes, from its declaration.
 
     ``widgets``: every widget in declared order, ``values`` over the declared defaults, with the UI-only
-    ``control_after_generate`` value after a seed (``tall``: the multiline ones); ``inputs``: the required sockets, then the optional
-    ones named in ``sockets`` (the frontend shows unlinked optional sockets too, but saved workflows
-    list only what they carry); ``outputs``: every output.
+    ``control_after_generate`` value after a seed (``tall``: the multiline ones); ``inputs``: every
+    socket, optional ones too, linked or not (the frontend gives each a slot row, as it saves them);
+    ``outputs``: every output.
     """
     values = dict(values or {})
     unknown = set(values) - {i.name for i in spec.widgets}
     if unknown:
         raise KeyError(f"{spec.node_id} has no widget {sorted(unknown)}: {[i.name for i in spec.widgets]}")
-    unknown = set(sockets) - {i.name for i in spec.inputs if i.optional and not i.is_widget}
-    if unknown:
-        raise KeyError(f"{spec.node_id} has no optional socket {sorted(unknown)}")
     widgets: list = []
     tall: list[int] = []  # multiline text boxes: the frontend gives them a taller DOM widget
     for item in spec.widgets:
@@ -87,11 +84,7 @@ def pack_node(spec: NodeSpec, values: dict | None = None, sockets: tuple[str, ..
         widgets.append(values.get(item.name, item.default))
         if "control_after_generate" in item.options:
             widgets.append(item.options["control_after_generate"])
-    inputs = [
-        (i.name, _socket_type(i))
-        for i in spec.inputs
-        if not i.is_widget and (not i.optional or i.name in sockets)
-    ]
+    inputs = [(i.name, _socket_type(i)) for i in spec.inputs if not i.is_widget]
     return {
         "type": spec.node_id,
         "widgets": widgets,
@@ -145,6 +138,12 @@ The mask: paint it on the source (right click > Open in MaskEditor), or load a m
 the one that holds a mask, resizes it to the image, and the status says which and how much of the \
 image it covers. No mask (or an empty one) = a mask-free edit of the whole image, said on the status."""
 
+# The refine-only workflow has no mask-file loader: the painted mask is its only mask.
+PAINTED_MASK_HOWTO = """\
+The mask: paint it on the source (right click > Open in MaskEditor). 'MIND-Edit Edit Region' resizes \
+it to the image, and the status says how much of the image it covers. Nothing painted = a mask-free \
+edit of the whole image, said on the status."""
+
 MASKED_NOTE = f"""\
 Masked edit: white in the mask = the area to change. Every pixel outside it stays exactly the source's.
 
@@ -161,8 +160,43 @@ predicts v_insight, which steers the IP-Adapter. The output has the source's siz
 REFINE_ONLY_NOTE = f"""\
 Refined prompts only: needs just public weights (any supported VLM in models/LLM: LLaVA-OneVision,
 Qwen2.5-VL, Qwen3-VL; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
-  {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models The VLM rewrites your vague instruction into
-precise prompts zero-shot; if its answer cannot be parsed the status says so and your instruction
-is used as the prompt.
+  {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models
+The VLM rewrites your vague instruction into precise prompts zero-shot; if its answer cannot be
+parsed the status says so and your instruction is used as the prompt.
 
-{MASK_HOWTO}"""
+{PAINTED_MASK_HOWTO}"""
+
+
+# The status preview is sized for what the workflow's status node shows when a run falls back (the
+# longest common case): the MLLM line with the parser's fallback warning and the model names, the
+# mask line, the size line. Built with the pack's own formatters, so the box follows their wording.
+STATUS_EXAMPLE_ANSWER = "Sure! Here is a much more detailed description of the edited image you asked for"
+STATUS_EXAMPLE_SIZE = (1216, 832)  # height, width: an SDXL-sized source, four digits where it matters
+
+
+def status_example(llm_folder: str, mindedit_checkpoint: str, instruction: str, with_region: bool) -> str:
+    """The status text of a fallback run (``with_region``: the workflow has an edit-region node, and
+    a mask is painted)."""
+    import torch
+
+    from mindedit_core.canvas import paste_edit
+    from mindedit_core.masks import PAINTED, choose_edit_mask
+    from mindedit_core.mllm.pass_cache import PassOutcome
+    from mindedit_core.prompting import parse_refinement
+
+    height, width = STATUS_EXAMPLE_SIZE
+    refined = parse_refinement(STATUS_EXAMPLE_ANSWER, instruction)
+    mllm = PassOutcome(
+        positive=refined.positive,
+        negative=refined.negative,
+        raw=refined.raw,
+        v_insight=None,
+        warning=refined.warning,
+        description=f"{llm_folder} + {mindedit_checkpoint}",
+    ).status
+    mask = torch.zeros((1, height, width))
+    mask[:, : height // 3, : width // 3] = 1.0
+    region = choose_edit_mask(height, width, [(PAINTED, mask)]).status
+    image = torch.zeros((1, height, width, 3))
+    size = paste_edit(image, image, None).status
+    return "\n".join([mllm, region, size] if with_region else [mllm, size])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devkit.node_layout import preview_node_height
 from devkit.ui_graph import Column, UIGraph
 from devkit.workflow_parts import (
     CHECKPOINT_MODEL,
@@ -64,11 +65,10 @@ class Layout:
         spec: NodeSpec,
         index: int = 0,
         values: dict | None = None,
-        sockets: tuple[str, ...] = (),
         **kwargs,
     ) -> int:
         """One of the pack's nodes, its type, widgets and sockets read from its declaration."""
-        return self.add(group, index=index, **pack_node(spec, values, sockets), **kwargs)
+        return self.add(group, index=index, **pack_node(spec, values), **kwargs)
 
     def finish(self) -> dict:
         colors = ("#3f789e", "#8a6d3b", "#5b4a8a", "#4a7a4a", "#7a4a5b")
@@ -132,7 +132,6 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
         preview=True,
         title=SOURCE_TITLE,
     )
-    region_sockets = ("painted_mask",)
     mask_file = None
     if with_mask_file:
         mask_file = lay.add(
@@ -143,8 +142,7 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
             preview=True,
             title=MASK_TITLE,
         )
-        region_sockets += ("mask_image", "mask_alpha")
-    region = lay.add_pack(GROUP_INPUT, specs.EDIT_REGION, sockets=region_sockets)
+    region = lay.add_pack(GROUP_INPUT, specs.EDIT_REGION)
     g.connect(source, 0, region, "image")
     g.connect(source, 1, region, "painted_mask")
     if mask_file is not None:
@@ -195,7 +193,6 @@ def add_refine(
         GROUP_MINDEDIT,
         specs.REFINE_AND_EMBED if embeds else specs.REFINE_INSTRUCTION,
         values={"instruction": instruction},
-        sockets=("mask",) if region else (),
         title=REFINE_TITLE,
     )
     g.connect(loader, 0, node, "mllm")
@@ -230,7 +227,6 @@ def add_ipadapter(lay: Layout, checkpoint: int, ip_loader: int, refine: int, sof
         GROUP_MINDEDIT,
         specs.APPLY_IPADAPTER,
         values=IPADAPTER_APPLY_VALUES,
-        sockets=("neg_embed", "attn_mask") if soft else ("neg_embed",),
     )
     g.connect(checkpoint, 0, apply, "model")
     g.connect(ip_loader, 0, apply, "ipadapter")
@@ -299,26 +295,35 @@ def add_sampling(
 
 
 def add_output(
-    lay: Layout, source: int, decode: int, soft: int | None, refine: int, region: int | None, prefix: str
+    lay: Layout,
+    source: int,
+    decode: int,
+    soft: int | None,
+    refine: int,
+    region: int | None,
+    prefix: str,
+    status_text: str,
 ) -> None:
-    """Paste at the source's size, save, and preview the prompts and the one status text."""
+    """Paste at the source's size, save, and preview the prompts and the one status text (its box
+    tall enough to show ``status_text``, the status the workflow shows when a run falls back)."""
     g = lay.graph
-    paste = lay.add_pack(GROUP_OUTPUT, specs.PASTE_EDIT, sockets=("edit_mask",) if soft else ())
+    paste = lay.add_pack(GROUP_OUTPUT, specs.PASTE_EDIT)
     g.connect(source, 0, paste, "source")
     g.connect(decode, 0, paste, "edited")
     if soft:
         g.connect(soft, 0, paste, "edit_mask")
     save = lay.add(GROUP_OUTPUT, "SaveImage", widgets=[prefix], inputs=[("images", "IMAGE")], preview=True)
     g.connect(paste, 0, save, "images")
-    status = lay.add_pack(GROUP_OUTPUT, specs.STATUS_JOIN, 1, sockets=specs.STATUS_INPUTS)
+    status = lay.add_pack(GROUP_OUTPUT, specs.STATUS_JOIN, 1)
     g.connect(refine, 5 if len(g.nodes[refine].outputs) == 6 else 3, status, "mllm_status")
     if region:
         g.connect(region, 2, status, "mask_status")
     g.connect(paste, 1, status, "image_status")
-    for title, src, slot in (
-        (STATUS_PREVIEW_TITLE, status, 0),
-        (POSITIVE_PREVIEW_TITLE, refine, 0),
-        (NEGATIVE_PREVIEW_TITLE, refine, 1),
+    status_height = preview_node_height(status_text, COLUMN_WIDTH)
+    for title, src, slot, height in (
+        (STATUS_PREVIEW_TITLE, status, 0, status_height),
+        (POSITIVE_PREVIEW_TITLE, refine, 0, 140),
+        (NEGATIVE_PREVIEW_TITLE, refine, 1, 140),
     ):
         preview = lay.add(
             GROUP_OUTPUT,
@@ -327,7 +332,7 @@ def add_output(
             inputs=[("source", "*")],
             text_box=True,
             title=title,
-            min_height=140,
+            min_height=height,
         )
         g.connect(src, slot, preview, "source")
 

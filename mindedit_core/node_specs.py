@@ -69,7 +69,9 @@ MLLM_LOADER = NodeSpec(
             "A vision-language model folder in Hugging Face layout under models/LLM: LLaVA-OneVision "
             "(e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL (e.g. "
             "Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint was trained "
-            "on (same family and size).",
+            "on (same family and size). After the folders found, the list names every known VLM not on "
+            "disk yet: picking one downloads it into models/LLM/<name> on the first run (progress on the "
+            "bar; resumes if stopped; HF_ENDPOINT picks a mirror, HF_HUB_OFFLINE=1 forbids downloads).",
         ),
         Input(
             "mindedit_checkpoint",

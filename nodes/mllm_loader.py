@@ -29,8 +29,10 @@ class MindEditMLLMLoader:
     ) -> tuple[MLLMHandle]:
         from ..mindedit_core.mllm import load_mllm
 
-        model_dir = model_folders.resolve_llm_folder(model_folder)
-        checkpoint_dir = model_folders.resolve_checkpoint_folder(mindedit_checkpoint)
+        # A known model that is not on disk yet is fetched now, on ComfyUI's progress bar.
+        progress = model_folders.comfy_download_progress()
+        model_dir = model_folders.resolve_llm_folder(model_folder, progress)
+        checkpoint_dir = model_folders.resolve_checkpoint_folder(mindedit_checkpoint, progress)
         load_device, offload_device = mllm_device_plan(quantization if quantization != "none" else None)
         quant = check_quantization(quantization, load_device)
         torch_dtype = resolve_dtype(dtype, load_device)

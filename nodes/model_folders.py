@@ -3,7 +3,8 @@
 Three model folders, under ComfyUI's ``models/`` (and any extra roots users declare in
 ``extra_model_paths.yaml``, which ComfyUI reads before custom nodes load):
 
-- ``LLM``: LLaVA-OneVision folders in Hugging Face layout (``models/LLM/<name>/config.json``);
+- ``LLM``: VLM folders in Hugging Face layout (``models/LLM/<name>/config.json``); the dropdown also
+  lists the known VLMs (``mindedit_core.model_catalogue``) not on disk, fetched there on first use;
 - ``mindedit``: MIND-Edit checkpoint folders (``models/mindedit/<name>/mindedit.json``);
 - ``ipadapter``: IP-Adapter weight files (``models/ipadapter/*.safetensors|.bin``), the same folder
   ComfyUI_IPAdapter_plus uses, so users keep one copy.
@@ -18,6 +19,9 @@ import os
 from pathlib import Path
 
 import folder_paths
+
+from ..mindedit_core.model_catalogue import KnownModel, known_checkpoints, known_vlms
+from ..mindedit_core.model_fetch import Progress, fetch_model
 
 LLM_FOLDER = "LLM"
 MINDEDIT_FOLDER = "mindedit"
@@ -98,13 +102,17 @@ def list_model_folders(folder_name: str, marker: str) -> list[str]:
 
 
 def llm_choices() -> list[str]:
-    """Dropdown values for the MLLM folder (never empty: see `NO_MODEL_FOLDER`)."""
-    return list_model_folders(LLM_FOLDER, HF_MODEL_MARKER) or [NO_MODEL_FOLDER]
+    """Dropdown values for the MLLM folder: the folders found, then every known VLM not on disk
+    (fetched into models/LLM/<name> when the loader first runs with it)."""
+    found = list_model_folders(LLM_FOLDER, HF_MODEL_MARKER)
+    return found + [name for name in known_vlms() if name not in found]
 
 
 def checkpoint_choices() -> list[str]:
-    """Dropdown values for the MIND-Edit checkpoint: ``none`` first, then every checkpoint folder."""
-    return [NONE_CHOICE, *list_model_folders(MINDEDIT_FOLDER, MINDEDIT_MARKER)]
+    """Dropdown values for the MIND-Edit checkpoint: ``none`` first, the folders found, then every
+    published checkpoint not on disk (none is published yet)."""
+    found = list_model_folders(MINDEDIT_FOLDER, MINDEDIT_MARKER)
+    return [NONE_CHOICE, *found, *(name for name in known_checkpoints() if name not in found)]
 
 
 def _roots_text(folder_name: str) -> str:
@@ -132,12 +140,49 @@ def resolve_model_folder(folder_name: str, name: str, marker: str) -> Path:
     )
 
 
-def resolve_llm_folder(name: str) -> Path:
-    return resolve_model_folder(LLM_FOLDER, name, HF_MODEL_MARKER)
+def _fetch_target(folder_name: str, name: str) -> Path:
+    """Where a known model is fetched to: the first root ComfyUI lists (``models/<folder>``)."""
+    roots = search_roots(folder_name)
+    if not roots:
+        raise FileNotFoundError(f"MIND-Edit: no folder is registered for models/{folder_name}.")
+    roots[0].mkdir(parents=True, exist_ok=True)
+    return roots[0] / name
 
 
-def resolve_checkpoint_folder(name: str) -> Path | None:
+def _resolve_or_fetch(
+    folder_name: str, name: str, marker: str, known: dict[str, KnownModel], progress: Progress | None
+) -> Path:
+    try:
+        return resolve_model_folder(folder_name, name, marker)
+    except FileNotFoundError:
+        if name not in known:
+            raise
+    return fetch_model(known[name], _fetch_target(folder_name, name), progress)
+
+
+def resolve_llm_folder(name: str, progress: Progress | None = None) -> Path:
+    """The VLM folder; a known VLM that is not on disk is fetched first (see `fetch_model`)."""
+    return _resolve_or_fetch(LLM_FOLDER, name, HF_MODEL_MARKER, known_vlms(), progress)
+
+
+def resolve_checkpoint_folder(name: str, progress: Progress | None = None) -> Path | None:
     """``None`` for the ``none`` choice (base model, no vision head), else the checkpoint folder."""
     if name == NONE_CHOICE:
         return None
-    return resolve_model_folder(MINDEDIT_FOLDER, name, MINDEDIT_MARKER)
+    return _resolve_or_fetch(MINDEDIT_FOLDER, name, MINDEDIT_MARKER, known_checkpoints(), progress)
+
+
+def comfy_download_progress() -> Progress:
+    """A download progress callback for ComfyUI's progress bar; it raises when the user cancels."""
+    import comfy.model_management
+    import comfy.utils
+
+    bar: list = []
+
+    def report(done: int, total: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if not bar:
+            bar.append(comfy.utils.ProgressBar(max(total, 1)))
+        bar[0].update_absolute(done, max(total, 1))
+
+    return report

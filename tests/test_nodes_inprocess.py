@@ -73,19 +73,32 @@ def test_llm_dropdown_lists_hf_folders_nested_and_skips_others(isolated_folders)
     (llm / "llava-hf" / "nested-model" / "config.json").write_text("{}")
     (llm / "not-a-model").mkdir()
     (llm / "loose.safetensors").write_bytes(b"x")
-    assert model_folders.llm_choices() == ["flat-model", "llava-hf/nested-model"]
+    assert _found(model_folders.llm_choices()) == ["flat-model", "llava-hf/nested-model"]
     assert (
         model_folders.resolve_llm_folder("llava-hf/nested-model")
         == (llm / "llava-hf" / "nested-model").resolve()
     )
 
 
-def test_empty_llm_folder_gives_placeholder_and_an_actionable_error(isolated_folders):
+def _found(choices: list[str]) -> list[str]:
+    """The folders found on disk: the choices before the known VLMs appended for download."""
+    from mindedit_core.model_catalogue import known_vlms
+
+    known = list(known_vlms())
+    tail = [c for c in choices if c in known]
+    assert choices[len(choices) - len(tail) :] == tail, "known VLMs come after the folders found"
+    return choices[: len(choices) - len(tail)]
+
+
+def test_empty_llm_folder_lists_the_known_vlms_and_an_old_placeholder_gives_an_actionable_error(
+    isolated_folders,
+):
+    from mindedit_core.model_catalogue import known_vlms
+
     model_folders = pack_module("nodes.model_folders")
-    choices = model_folders.llm_choices()
-    assert choices == [model_folders.NO_MODEL_FOLDER]
-    with pytest.raises(FileNotFoundError) as err:
-        model_folders.resolve_llm_folder(choices[0])
+    assert model_folders.llm_choices() == list(known_vlms())  # appended options: fetched on first use
+    with pytest.raises(FileNotFoundError) as err:  # the value workflows saved by older versions hold
+        model_folders.resolve_llm_folder(model_folders.NO_MODEL_FOLDER)
     message = str(err.value)
     assert (
         str(isolated_folders["LLM"]) in message and "config.json" in message and "download_models" in message
@@ -459,7 +472,7 @@ def test_loader_and_combined_node_with_the_tiny_llava_onevision(pack, isolated_f
     refine = pack_module("nodes.refine")
     patcher_mod = pack_module("nodes.comfy_mllm_patcher")
     spec = loader.MindEditMLLMLoader.INPUT_TYPES()["required"]
-    assert spec["model_folder"][0] == ["tiny-llava"] and spec["mindedit_checkpoint"][0] == [
+    assert _found(spec["model_folder"][0]) == ["tiny-llava"] and spec["mindedit_checkpoint"][0] == [
         "none",
         "tiny-ckpt",
     ]
@@ -477,6 +490,46 @@ def test_loader_and_combined_node_with_the_tiny_llava_onevision(pack, isolated_f
     assert patcher_mod.is_loaded(handle)
     mm.unload_all_models()
     assert not patcher_mod.is_loaded(handle)
+
+
+def test_a_known_vlm_not_on_disk_is_listed_and_fetched_on_first_use(
+    isolated_folders, fixture_cache, monkeypatch
+):
+    """The loader lists a catalogue VLM that is not on disk after the folders found; running the node
+    with it fetches it from the hub HF_ENDPOINT names (a stand-in on 127.0.0.1) into models/LLM/<name>,
+    on ComfyUI's progress bar, then loads it."""
+    import comfy.utils
+
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.stand_in_hub import StandInHub
+    from mindedit_core.model_catalogue import KnownModel
+
+    model_folders = pack_module("nodes.model_folders")
+    loader = pack_module("nodes.mllm_loader")
+    source = tiny_llava_onevision(fixture_cache)
+    files = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file() and not p.name.startswith(".")}
+    known = {"tiny-llava-hub": KnownModel("tiny-llava-hub", "stand-in/tiny-llava-hub", "1 MB", "stand-in")}
+    monkeypatch.setattr(model_folders, "known_vlms", lambda: known)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    bar: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        comfy.utils,
+        "PROGRESS_BAR_HOOK",
+        lambda value, total, preview, node_id=None: bar.append((value, total)),
+    )
+    (isolated_folders["LLM"] / "on-disk").mkdir()
+    (isolated_folders["LLM"] / "on-disk" / "config.json").write_text("{}")
+    spec = loader.MindEditMLLMLoader.INPUT_TYPES()["required"]
+    assert spec["model_folder"][0] == ["on-disk", "tiny-llava-hub"]
+    with StandInHub({"stand-in/tiny-llava-hub": files}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        (handle,) = loader.MindEditMLLMLoader().load("tiny-llava-hub", "none", "auto", "none", "sdpa")
+    fetched = isolated_folders["LLM"] / "tiny-llava-hub"
+    assert sorted(p.name for p in fetched.iterdir()) == sorted(files)
+    assert handle.mllm is not None and "tiny-llava-hub" in handle.description
+    total = sum(len(b) for b in files.values())
+    assert bar and bar[-1] == (total, total)
+    assert _found(model_folders.llm_choices()) == ["on-disk", "tiny-llava-hub"]  # now a folder found
 
 
 def test_loader_without_checkpoint_refines_but_cannot_embed(pack, isolated_folders, fixture_cache):
@@ -518,6 +571,6 @@ def test_extra_model_paths_roots_are_searched_in_order(isolated_folders, folder_
             (root / name).mkdir(parents=True)
             (root / name / "config.json").write_text("{}")
     folder_paths.add_model_folder_path("LLM", str(extra))
-    assert model_folders.llm_choices() == ["only-default", "only-extra", "shared"]
+    assert _found(model_folders.llm_choices()) == ["only-default", "only-extra", "shared"]
     assert model_folders.resolve_llm_folder("only-extra") == (extra / "only-extra").resolve()
     assert model_folders.resolve_llm_folder("shared") == (isolated_folders["LLM"] / "shared").resolve()

@@ -26,6 +26,7 @@ PACK = "ComfyUI-MIND-Edit"
 OUR_NODE_PREFIXES = ("MindEdit",)
 # GrowMask expand + blur radius of the masked workflow, plus one pixel of bilinear resampling.
 MASK_REACH_PX = 6 + 4 + 2
+FROZEN_DIR = Path(__file__).resolve().parent / "assets" / "frozen_workflows"
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,27 @@ def test_object_info_lists_every_node_of_the_pack_with_tooltips(e2e):
                 assert options.get("tooltip"), f"{name}.{input_name} has no tooltip in /object_info"
 
 
+def test_the_pack_is_loaded_as_v3_nodes(e2e):
+    """V3 classes describe a combo as ("COMBO", {"options": [...]}), V1 classes as ([...], {...})."""
+    info = e2e["object_info"]
+    assert info[wf.MLLM_LOADER]["input"]["required"]["dtype"][0] == "COMBO"
+    assert info[wf.IPADAPTER_APPLY]["input"]["required"]["batch_mapping"][0] == "COMBO"
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_a_workflow_and_prompt_saved_before_v3_load_and_run_unchanged(e2e, name):
+    """tests/assets/frozen_workflows/: the shipped workflows and their API prompts as saved by the V1
+    pack (before the V3 move). The frozen UI file converts, against today's /object_info, to exactly
+    the prompt saved then (same widget names, order and defaults), and that prompt runs."""
+    from devkit.workflow_api import ui_to_api
+
+    frozen_ui = json.loads((FROZEN_DIR / f"{name}.json").read_text())
+    frozen_api = json.loads((FROZEN_DIR / f"{name}.api.json").read_text())
+    assert ui_to_api(frozen_ui, e2e["object_info"]) == frozen_api
+    prompt = _prompt(e2e, name, seed=23, api_prompt=frozen_api)
+    e2e["client"].run(prompt, timeout=300).raise_for_error()
+
+
 def test_workflows_are_served_as_templates(e2e):
     client = e2e["client"]
     templates = client.get_json("/workflow_templates")
@@ -181,7 +203,7 @@ def test_the_frontend_never_grows_a_node_of_a_shipped_workflow(e2e, name):
 @pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
 def test_each_loaders_model_directory_is_the_folder_its_dropdown_lists(e2e, name):
     """The frontend's missing-model dialog downloads into `directory`: what the node lists lives there."""
-    from devkit.workflow_api import widget_slots
+    from devkit.workflow_api import combo_options, widget_slots
 
     info = e2e["object_info"]
     models_dir = e2e["server"].base_dir / "models"
@@ -192,7 +214,7 @@ def test_each_loaders_model_directory_is_the_folder_its_dropdown_lists(e2e, name
                 for s in widget_slots(info[node["type"]])
                 if s.name in ("ckpt_name", wf.IPADAPTER_FILE_INPUT)
             ]
-            listed = info[node["type"]]["input"]["required"][slot.name][0]
+            listed = combo_options(info[node["type"]]["input"]["required"][slot.name])
             present = {p.name for p in (models_dir / entry["directory"]).iterdir()}
             assert listed and set(listed) <= present, (node["type"], entry["directory"], listed, present)
 

@@ -96,9 +96,11 @@ def _run(env, vlm: str, source_name: str, seed: int):
 
 def test_the_server_has_no_mindedit_checkpoint_and_no_ip_adapter(public_only):
     info = public_only["info"]
+    from devkit.workflow_api import combo_options
+
     loader = info[wf.MLLM_LOADER]["input"]["required"]
-    assert loader["mindedit_checkpoint"][0] == [wf.NO_MINDEDIT_CHECKPOINT]
-    assert info[wf.IPADAPTER_LOADER]["input"]["required"][wf.IPADAPTER_FILE_INPUT][0] == []
+    assert combo_options(loader["mindedit_checkpoint"]) == [wf.NO_MINDEDIT_CHECKPOINT]
+    assert combo_options(info[wf.IPADAPTER_LOADER]["input"]["required"][wf.IPADAPTER_FILE_INPUT]) == []
 
 
 @pytest.mark.parametrize("vlm", VLMS)

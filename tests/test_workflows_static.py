@@ -196,3 +196,87 @@ def test_ui_graph_rejects_mismatched_links():
         g.connect(a, 0, b, "mask")
     with pytest.raises(KeyError, match="no input socket 'nope'"):
         g.connect(a, 0, b, "nope")
+
+
+# -- what the real frontend shows (1.49.6 / 1.58.1 findings, devkit/node_layout.py's model of it) -------
+
+
+def _pack_node_info(node_type):
+    """The /object_info entry of one of our nodes, from its declaration (combos left empty)."""
+    from mindedit_core.node_specs import SPECS_BY_ID
+
+    spec = SPECS_BY_ID.get(node_type)
+    return None if spec is None else {"input": spec.input_types(lambda _choices: [])}
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_the_frontend_never_grows_one_of_our_nodes_out_of_its_group(name):
+    """Every declared socket takes a slot row once loaded, linked or not (the Apply node of the
+    mask-free workflow used to end 10 px below its group)."""
+    from devkit.node_layout import frontend_size
+
+    for node in _load(name)["nodes"]:
+        info = _pack_node_info(node["type"])
+        if info is None and node["type"] != "PreviewAny":
+            continue
+        width, height = frontend_size(node, info)
+        assert width <= node["size"][0] and height <= node["size"][1], (
+            f"{name}: {node['type']} is stored {node['size']}, the frontend makes it {width:.0f}x{height:.0f}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_the_status_box_shows_the_whole_status_of_a_fallback_run(name):
+    from devkit.node_layout import (
+        DOM_WIDGET_SIDE_MARGIN,
+        TEXTAREA_LINE_HEIGHT,
+        TEXTAREA_PADDING,
+        preview_box_height,
+        text_box_lines,
+    )
+
+    workflow = _load(name)
+    by_type = _by_type(workflow)
+    (loader,) = by_type[wf.MLLM_LOADER]
+    (refine,) = [n for n in workflow["nodes"] if n.get("title") == wf.REFINE_TITLE]
+    status = wf.status_example(
+        *loader["widgets_values"][:2], refine["widgets_values"][0], "MindEditEditRegion" in by_type
+    )
+    assert "WARNING" in status and "model:" in status and "size:" in status
+    (box,) = [n for n in workflow["nodes"] if n.get("title") == wf.STATUS_PREVIEW_TITLE]
+    width, height = box["size"]
+    shown = int((preview_box_height(height) - 2 * TEXTAREA_PADDING) // TEXTAREA_LINE_HEIGHT)
+    needed = text_box_lines(status, width - 2 * DOM_WIDGET_SIDE_MARGIN)
+    assert needed <= shown, (
+        f"{name}: the status box shows {shown} lines, the status takes {needed}:\n{status}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_the_opening_view_shows_the_first_group_whole_clear_of_the_sidebar(name):
+    from devkit.node_layout import OPENING_SCALE, node_rect, visible_graph_rect
+
+    workflow = _load(name)
+    ds = workflow["extra"]["ds"]
+    assert ds["scale"] == OPENING_SCALE
+    left, top, right, bottom = visible_graph_rect(ds)
+    x, y, w, h = workflow["groups"][0]["bounding"]
+    assert left <= x and top <= y and x + w <= right and y + h <= bottom, (
+        f"{name}: the first group {workflow['groups'][0]['title']!r} is not whole in the opening view"
+    )
+    for node in workflow["nodes"]:  # nothing starts under the sidebar or the menu bar
+        node_left, node_top, _, _ = node_rect(node)
+        assert node_left >= left and node_top >= top, f"{name}: node {node['id']} starts off-screen"
+
+
+@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+def test_notes_describe_the_workflow_they_sit_in(name):
+    workflow = _load(name)
+    titles = {n.get("title") for n in workflow["nodes"]}
+    for note in _by_type(workflow)["Note"]:
+        text = note["widgets_values"][0]
+        if "mask file" in text:
+            assert wf.MASK_TITLE in titles, f"{name}: a Note mentions a mask-file loader the workflow lacks"
+        for line in text.splitlines():
+            if wf.DOWNLOAD_HELPER in line:  # a command stands alone on its line (copy-paste safe)
+                assert line.rstrip().endswith("<ComfyUI>/models"), f"{name}: text after a command: {line!r}"
