@@ -128,7 +128,9 @@ mindedit/      a MIND-Edit checkpoint folder trained for that VLM (mindedit.json
 ipadapter/     {DEFAULT_IPADAPTER} (plain head) or ip-adapter-plus_sd15.safetensors (plus head)
 
 The checkpoint and IP-Adapter loaders name their download (ComfyUI offers it when the file is missing).
-Folders (the VLM; MIND-Edit checkpoints, once published) come with the download helper, run from the pack:
+The MLLM loader lists the VLM folders found, then the known VLMs not downloaded yet: pick one and the
+first run downloads it into LLM/<name> (progress bar; a stopped download resumes when run again).
+From a clone of the pack, the download helper fetches everything ahead of time:
   {DOWNLOAD_HELPER} --what llava-0.5b ipadapter-plain --models-dir <ComfyUI>/models
 (docs/MODELS.md lists every model). Press R after adding files to refresh the dropdowns."""
 
@@ -159,7 +161,8 @@ predicts v_insight, which steers the IP-Adapter. The output has the source's siz
 
 REFINE_ONLY_NOTE = f"""\
 Refined prompts only: needs just public weights (any supported VLM in models/LLM: LLaVA-OneVision,
-Qwen2.5-VL, Qwen3-VL; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
+Qwen2.5-VL, Qwen3-VL; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM
+downloads itself on the first run (or ahead of time, from a clone of the pack):
   {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models
 The VLM rewrites your vague instruction into precise prompts zero-shot; if its answer cannot be
 parsed the status says so and your instruction is used as the prompt.

@@ -111,6 +111,28 @@ def test_comfyignore_keeps_development_folders_out_of_the_package():
     assert {"tests", "bench", "devkit", ".cache"} <= ignored
 
 
+def test_the_published_package_needs_nothing_comfyignore_leaves_out():
+    """What ComfyUI runs (the entry, nodes/, mindedit_core/) imports nothing from the folders the
+    registry package leaves out."""
+    import ast
+
+    left_out = {"tests", "bench", "devkit"}
+    sources = [
+        REPO_ROOT / "__init__.py",
+        *(REPO_ROOT / "nodes").rglob("*.py"),
+        *(REPO_ROOT / "mindedit_core").rglob("*.py"),
+    ]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in left_out, f"{path.relative_to(REPO_ROOT)} imports {name}"
+
+
 @pytest.mark.skipif(
     shutil.which("comfy") is None and not (Path(sys.executable).parent / "comfy").exists(),
     reason="comfy-cli is not installed (pip install comfy-cli)",

@@ -12,7 +12,8 @@ from helpers_nodes import import_pack, load_extension, pack_module
 
 from mindedit_core.node_specs import NODE_SPECS, SPECS_BY_ID
 
-pytestmark = pytest.mark.slow  # imports ComfyUI in-process (several seconds on 2 busy cores)
+# In the ComfyUI tier, so CI checks the V3 entry and the V1 fallback on every ComfyUI it tests.
+pytestmark = [pytest.mark.slow, pytest.mark.comfyui]  # imports ComfyUI in-process (no server)
 
 V1_FALLBACK_MODULE = "ComfyUI_MIND_Edit_v1_fallback"
 

@@ -52,28 +52,23 @@ def mllm_refine_graph(
 
     The smallest API prompt that runs the pack's MLLM (node ids "1" to "4"; "4" reports the text).
     """
+    from mindedit_core.node_specs import MLLM_LOADER, REFINE_INSTRUCTION
+
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {
-            "class_type": "MindEditMLLMLoader",
-            "inputs": {
-                "model_folder": model_folder,
-                "mindedit_checkpoint": checkpoint,
-                "dtype": "auto",
-                "quantization": "none",
-                "attention": "sdpa",
-            },
-        },
-        "3": {
-            "class_type": "MindEditRefineInstruction",
-            "inputs": {
-                "mllm": ["2", 0],
-                "image": ["1", 0],
-                "instruction": instruction,
-                "seed": 0,
-                "max_new_tokens": max_new_tokens,
-                "max_image_side": 384,
-            },
-        },
+        "2": _pack_node(MLLM_LOADER, model_folder=model_folder, mindedit_checkpoint=checkpoint),
+        "3": _pack_node(
+            REFINE_INSTRUCTION,
+            mllm=["2", 0],
+            image=["1", 0],
+            instruction=instruction,
+            max_new_tokens=max_new_tokens,
+        ),
         "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 3]}},
     }
+
+
+def _pack_node(spec, **inputs) -> dict:
+    """An API node of the pack: its declared widget defaults, overridden and linked by ``inputs``."""
+    defaults = {item.name: item.default for item in spec.widgets}
+    return {"class_type": spec.node_id, "inputs": {**defaults, **inputs}}
