@@ -30,6 +30,12 @@ def v3_nodes(pack):
     return {cls.GET_SCHEMA().node_id: cls for cls in asyncio.run(load_extension(pack).get_node_list())}
 
 
+def _v3_inputs(cls) -> dict:
+    """A V3 class's V1-style inputs without ComfyUI's hidden ones (0.33.0's INPUT_TYPES takes no
+    ``include_hidden``)."""
+    return {section: entries for section, entries in cls.INPUT_TYPES().items() if section != "hidden"}
+
+
 def _normalized(input_types: dict) -> dict:
     """V1 and V3 spell a combo differently (``[options]`` vs ``"COMBO", {"options": ...}``) and V3
     writes ``multiline: False``; the frontend reads both the same."""
@@ -60,7 +66,7 @@ def test_the_pack_loads_as_a_v3_extension_with_every_declared_node(pack, v3_node
 def test_v3_nodes_have_the_v1_inputs_outputs_and_order(v3_nodes):
     v1 = pack_module("nodes").NODE_CLASS_MAPPINGS
     for node_id, cls in v3_nodes.items():
-        v3_inputs = cls.INPUT_TYPES(include_hidden=False)
+        v3_inputs = _v3_inputs(cls)
         v1_inputs = v1[node_id].INPUT_TYPES()
         assert _normalized(v3_inputs) == _normalized(v1_inputs), node_id
         for section in v1_inputs:  # order is what saved workflows rely on
@@ -96,7 +102,7 @@ def test_without_the_v3_api_the_v1_fallback_loads_the_same_nodes(pack, v3_nodes,
         assert {s.node_id: s.display_name for s in NODE_SPECS} == fallback.NODE_DISPLAY_NAME_MAPPINGS
         for node_id, cls in fallback.NODE_CLASS_MAPPINGS.items():
             assert not hasattr(cls, "GET_SCHEMA"), f"{node_id} is not a V1 class"
-            assert _normalized(cls.INPUT_TYPES()) == _normalized(v3_nodes[node_id].INPUT_TYPES(False))
+            assert _normalized(cls.INPUT_TYPES()) == _normalized(_v3_inputs(v3_nodes[node_id]))
     finally:
         for name in [m for m in sys.modules if m.startswith(V1_FALLBACK_MODULE)]:
             del sys.modules[name]
