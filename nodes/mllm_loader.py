@@ -3,7 +3,9 @@
 The model lives under ComfyUI's memory manager.
 
 Loading happens when the node executes, never at import; ComfyUI caches the output while the
-widgets are unchanged, so the model is loaded once per session and re-used by every run.
+widgets are unchanged, so the model is loaded once per session and re-used by every run. A known
+VLM picked in the dropdown but not on disk is downloaded first (``model_folders.resolve_llm_folder``:
+into models/LLM/<name>, on ComfyUI's progress bar, Cancel honoured, resumable).
 """
 
 from __future__ import annotations
