@@ -2,9 +2,10 @@
 
 The prompt is built the way `mindedit_core.mllm.MindEditMLLM.prepare_inputs` builds it (same image
 preparation, the family's chat messages, generation prompt appended), so what the fine-tuned model
-learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
-token ``<|im_end|>`` (so the model learns to stop); its token ids are appended to the prompt ids,
-exactly the sequence generation produces. Labels are -100 everywhere except the answer.
+learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the
+family's end-of-turn token (`MLLMFamily.end_token`, ``<|im_end|>`` for the Qwen-based families, so the
+model learns to stop); its token ids are appended to the prompt ids, exactly the sequence generation
+produces. Labels are -100 everywhere except the answer.
 
 Image tensors are the family's (`MLLMFamily.image_input_keys`) and are batched its way: LLaVA-OneVision's
 tiles padded into ``[B, tiles, C, H, W]`` (the model strips the padding using ``image_sizes``),
@@ -30,15 +31,15 @@ from .mllm_inputs import record_image
 from .target_store import TargetStore
 
 IGNORE_INDEX = -100
-END_TOKEN = "<|im_end|>"
 
 
-def end_token_ids(tokenizer) -> list[int]:
-    """The id(s) of the end-of-turn token (``<|im_end|>`` in LLaVA-OneVision's Qwen2 vocabulary)."""
-    ids = tokenizer(END_TOKEN, add_special_tokens=False)["input_ids"]
+def end_token_ids(tokenizer, end_token: str) -> list[int]:
+    """The id of the family's end-of-turn token (`MLLMFamily.end_token`); the tokenizer's eos when
+    that is not a single token."""
+    ids = tokenizer(end_token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         if tokenizer.eos_token_id is None:
-            raise ValueError(f"The tokenizer has no single {END_TOKEN!r} token and no eos token.")
+            raise ValueError(f"The tokenizer has no single {end_token!r} token and no eos token.")
         return [int(tokenizer.eos_token_id)]
     return [int(ids[0])]
 
@@ -66,7 +67,7 @@ class EditTrainDataset(Dataset):
         self.use_mask = use_mask
         self.max_side = max_side
         self.family = family_of_processor(processor)
-        self._end_ids = end_token_ids(self.tokenizer)
+        self._end_ids = end_token_ids(self.tokenizer, self.family.end_token)
 
     def __len__(self) -> int:
         return len(self.records)

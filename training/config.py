@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mindedit_core.mllm.families import family_names
+
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VARIANTS = ("joint", "text_only", "head_only")
 
@@ -29,7 +31,7 @@ VARIANTS = ("joint", "text_only", "head_only")
 @dataclass
 class TrainConfig:
     # --- data ---
-    model: str = ""  # local LLaVA-OneVision folder (transformers format)
+    model: str = ""  # local folder of a supported VLM (transformers format)
     data: str = ""  # dataset path
     data_format: str = "humanedit"  # humanedit | complex_multistep | jsonl
     column_map: dict = field(default_factory=dict)
@@ -93,7 +95,7 @@ class TrainConfig:
         if self.scheduler not in ("cosine", "linear", "constant"):
             problems.append(f"scheduler must be cosine, linear or constant, got {self.scheduler!r}")
         if not self.model:
-            problems.append("model (a local LLaVA-OneVision folder) is required")
+            problems.append(f"model (a local folder of a supported VLM: {family_names()}) is required")
         if not self.data:
             problems.append("data (the dataset path) is required")
         if self.uses_text and not self.refined and self.data_format != "jsonl":

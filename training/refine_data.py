@@ -229,7 +229,7 @@ def local_answer_fn(
     max_new_tokens: int = 256,
     max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> AnswerFn:
-    """Answers from a local LLaVA-OneVision folder through the core loader (no API needed).
+    """Answers from a local VLM folder (any supported family) through the core loader (no API needed).
 
     ``max_side`` is the longest image side the MLLM reads, the same setting the cache key records
     (``None`` keeps the original size)."""
@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--max-retries", type=int, default=6)
     api.add_argument("--timeout", type=float, default=120.0)
     local = p.add_argument_group("local MLLM instead of an endpoint")
-    local.add_argument("--local-mllm", default=None, help="LLaVA-OneVision folder (transformers format)")
+    local.add_argument("--local-mllm", default=None, help="a supported VLM folder (transformers format)")
     local.add_argument("--local-checkpoint", default=None, help="optional MIND-Edit checkpoint folder")
     p.add_argument("--quiet", action="store_true")
     return p

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..images import mask_is_empty, prepare_mllm_image
 from ..prompting import PROMPT_VERSION, RefinedPrompt, parse_refinement
-from ..vision_head import VisionHead, default_layer
+from ..vision_head import VisionHead
 from .families import MLLMFamily, family_of
 from .hooks import capture_layer, find_decoder_layers, run_until_captured
 from .options import PassOptions
@@ -120,7 +120,9 @@ class MindEditMLLM:
         # A plus checkpoint's stored blank-image negative (`mindedit_core.checkpoint.negative`), or None.
         self.negative_embeds = negative_embeds
         self.num_layers = len(find_decoder_layers(model))
-        self.layer = layer or (head.config.layer if head is not None else default_layer(self.num_layers))
+        self.layer = layer or (
+            head.config.layer if head is not None else self.family.default_layer(self.num_layers)
+        )
         if head is not None and head.config.layer != self.layer:
             raise ValueError(f"The head reads layer {head.config.layer}, but layer={self.layer} was given.")
         self.prompt_version = PROMPT_VERSION
