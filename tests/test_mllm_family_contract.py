@@ -30,7 +30,12 @@ def test_the_check_names_what_a_family_lacks():
         }
     )
     problems = "\n".join(check_family(broken))
-    for expected in ("display_name is empty", "image_batching 'stacked'", "not one of its releases", "1024 px"):
+    for expected in (
+        "display_name is empty",
+        "image_batching 'stacked'",
+        "not one of its releases",
+        "1024 px",
+    ):
         assert expected in problems
 
 
@@ -60,7 +65,10 @@ def test_the_download_catalogue_is_the_family_table(tmp_path):
             item = items[release.key]
             assert item.repo_id == release.repo and item.approx_size == release.download_size
             assert item.description.startswith(family.release_name(release))
-            assert f"layer m {family.default_layer(release.num_layers)} of {release.num_layers}" in item.description
+            assert (
+                f"layer m {family.default_layer(release.num_layers)} of {release.num_layers}"
+                in item.description
+            )
     assert [k for k in WHAT_CHOICES if k in items and items[k].target.parent.name == "LLM"] == [
         r.key for f in FAMILIES.values() for r in f.releases
     ]
