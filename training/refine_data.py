@@ -235,7 +235,7 @@ def local_answer_fn(
     (``None`` keeps the original size)."""
     import threading
 
-    from mindedit_core.mllm import load_mllm
+    from mindedit_core.mllm import PassRequest, load_mllm
 
     mllm = load_mllm(model_dir, checkpoint_dir=checkpoint_dir, max_side=max_side)
     lock = threading.Lock()  # one model, one request at a time
@@ -243,11 +243,12 @@ def local_answer_fn(
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
         # The runner prepares the image itself (resize, mask outline): give it the originals.
         mask = record.load_mask() if with_mask else None
+        options = mllm.default_options.with_overrides(max_new_tokens=max_new_tokens)
         with lock:
-            refined = mllm.refine(
-                record.load_source(), record.instruction, mask=mask, max_new_tokens=max_new_tokens
+            result = mllm.run(
+                PassRequest(record.load_source(), record.instruction, mask=mask, options=options)
             )
-        return refined.raw, 1
+        return result.text, 1
 
     return answer
 
