@@ -35,7 +35,7 @@ from mindedit_core.vision_head import VisionHead, VisionHeadConfig
 from mindedit_core.vision_head import default_layer as paper_default_layer
 
 from .collate import EditTrainDataset, collate
-from .config import TrainConfig, build_config
+from .config import TrainConfig, build_config, options_help
 from .export import export_trained
 from .joint_model import JointModel, unwrap_peft
 from .metrics_log import MetricsLog, format_metrics
@@ -356,12 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training.train",
         description=__doc__,
+        epilog=options_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--config", default=None, help="YAML/JSON config or preset name (lora, paper, text_only, ...)"
     )
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option (listed below)"
+    )
     p.add_argument("--model", default=None, help=f"local folder of a supported VLM ({family_names()})")
     p.add_argument("--data", default=None)
     p.add_argument("--format", dest="data_format", default=None)
