@@ -10,7 +10,7 @@ Public API::
               PassResult; refine(...) -> RefinedPrompt; embed(...) -> Tensor  (request: mask=, options=,
               should_stop=, on_token=, or PassOptions overrides such as seed=, max_new_tokens=)
     MindEditMLLMLike: the protocol every implementation (local, remote, fakes) satisfies
-    FAMILIES / family_for(model_type): LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL
+    FAMILIES / family_for(model_type): every supported VLM family (one module each in families/)
     GenerationInterrupted, MissingVisionHeadError, MLLMFolderError, UnsupportedTransformersError
 
 Importing this package imports torch (not transformers: that happens in `load_mllm`).
