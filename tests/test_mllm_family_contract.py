@@ -96,3 +96,27 @@ def pack():
     from helpers_nodes import import_pack
 
     return import_pack()
+
+
+def test_a_registered_family_appears_in_every_derived_text(monkeypatch):
+    """Registering one family object is all the texts need (no list elsewhere to edit)."""
+    from dataclasses import replace
+
+    from mindedit_core.mllm.families import family_for, texts
+
+    toy = replace(
+        FAMILIES["qwen3_vl"],
+        model_type="toy_vl",
+        display_name="Toy-VL",
+        example_repo="toy/Toy-VL-1B",
+        releases=(
+            Release("toy-vl-1b", "toy/Toy-VL-1B", "1B", "1.1 B", 1024, 24, "2 GB", "~2.5 GB", "~1 GB"),
+        ),
+        image_tokens=((384, 81), (1024, 576)),
+    )
+    monkeypatch.setitem(FAMILIES, "toy_vl", toy)
+    assert check_family(toy) == [] and family_for("toy_vl") is toy
+    assert family_names().endswith("or Toy-VL")
+    assert "Toy-VL ~81 / ~580" in texts.image_tokens_hint()
+    assert "`toy-vl-1b`" in texts.readme_family_list() and "`toy/Toy-VL-1B`" in texts.supported_vlms_table()
+    assert "| 18 |" in texts.supported_vlms_table().splitlines()[-1]  # layer m of 24, derived
