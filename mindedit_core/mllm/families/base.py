@@ -154,9 +154,10 @@ class MLLMFamily:
         return int(text.hidden_size), int(text.num_hidden_layers)
 
     def default_layer(self, num_layers: int) -> int:
-        """Layer m when none is set: the paper's relative depth (21 of 28), rounded, at least 1."""
-        numerator, denominator = self.layer_fraction
-        return max(1, round(num_layers * numerator / denominator))
+        """Layer m when none is set: the family's relative depth (the paper's 21 of 28 by default)."""
+        from ...vision_head import default_layer
+
+        return default_layer(num_layers, self.layer_fraction)
 
     def lora_target_regex(self, layers: list[int] | None = None) -> str:
         """The peft ``target_modules`` regex: the language model's projections in every decoder
