@@ -36,7 +36,7 @@ DEFAULT_LORA_MODULES = r"(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_pr
 # ``language_model.model.layers.N``; the vision towers (``vision_tower.`` / ``visual.``) never match.
 DEFAULT_LORA_LAYERS = r"language_model\.(?:model\.)?layers"
 
-IMAGE_BATCHINGS = ("padded_tiles", "flat_patches")
+IMAGE_BATCHINGS = ("padded_tiles", "flat_patches", "stacked")
 
 
 class UnsupportedTransformersError(ImportError):
@@ -86,13 +86,16 @@ class MLLMFamily:
     the content order (LLaVA-OneVision's renders images first anyway). ``image_batching``: how a
     batch of images is laid out for the model (``"padded_tiles"``: a ``[B, tiles, C, H, W]`` tensor
     padded to the most tiles, the other image keys stacked; ``"flat_patches"``: every image key's rows
-    concatenated, e.g. patches with a per-image grid). ``token_aligned_keys``: processor outputs with
+    concatenated, e.g. patches with a per-image grid; ``"stacked"``: every image tensor has the same
+    shape whatever the image, so a batch stacks them). ``token_aligned_keys``: processor outputs with
     one value per token that the model needs besides the ids (Qwen's ``mm_token_type_ids`` for its
     multi-axis RoPE, returned by transformers 5.x). ``image_tokens``: visual tokens of a square image
     at a few sides (measured with the real processor settings, BENCHMARKS.md); the nodes' image-budget
-    tooltip and docs/MODELS.md read them. ``end_token``: the chat template's end-of-turn token, which
+    tooltip and docs/MODELS.md read them. ``end_of_answer``: the chat template's end-of-turn token, which
     ends the supervised answer in training (the tokenizer's eos is used if it is not one token).
-    ``folder_note``: extra advice for users whose folder has the wrong layout.
+    ``chat_template_options``: keyword arguments for ``apply_chat_template`` (e.g. thinking off for
+    models that think by default). ``folder_note``: extra advice for users whose folder has the wrong
+    layout.
     """
 
     model_type: str
@@ -110,10 +113,11 @@ class MLLMFamily:
     tokens_per_image_note: str
     image_after_text: bool = False
     token_aligned_keys: tuple[str, ...] = ()
-    end_token: str = "<|im_end|>"
+    end_of_answer: str = "<|im_end|>"
     lora_modules: str = DEFAULT_LORA_MODULES
     lora_layers: str = DEFAULT_LORA_LAYERS
     layer_fraction: tuple[int, int] = PAPER_LAYER_FRACTION
+    chat_template_options: tuple[tuple[str, Any], ...] = ()
     folder_note: str = ""
 
     # -- transformers --------------------------------------------------------------------------------
@@ -188,7 +192,9 @@ class MLLMFamily:
         with_mask = not mask_is_empty(mask)
         pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=max_side)
         messages = self.messages(instruction, with_mask=with_mask)
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **dict(self.chat_template_options)
+        )
         return dict(processor(images=pil, text=text, return_tensors="pt"))
 
     # -- image tensors for training batches ------------------------------------------------------
@@ -198,7 +204,7 @@ class MLLMFamily:
         out = {}
         for key in self.image_input_keys:
             value = encoded[key]
-            out[key] = value[0] if self.image_batching == "padded_tiles" else value
+            out[key] = value if self.image_batching == "flat_patches" else value[0]
         return out
 
     def batch_image_inputs(self, samples: list[dict]) -> dict:
@@ -207,6 +213,8 @@ class MLLMFamily:
 
         if self.image_batching == "flat_patches":
             return {key: torch.cat([s[key] for s in samples]) for key in self.image_input_keys}
+        if self.image_batching == "stacked":
+            return {key: torch.stack([s[key] for s in samples]) for key in self.image_input_keys}
         if self.image_batching != "padded_tiles":
             raise ValueError(f"Unknown image batching {self.image_batching!r}.")
         tiles_key, *other_keys = self.image_input_keys
@@ -260,8 +268,8 @@ def check_family(family: MLLMFamily) -> list[str]:
     for side in (384, 1024):
         if family.tokens_at(side) is None:
             problems.append(f"image_tokens has no count for {side} px")
-    if not family.end_token or not family.tokens_per_image_note:
-        problems.append("end_token or tokens_per_image_note is empty")
+    if not family.end_of_answer or not family.tokens_per_image_note:
+        problems.append("end_of_answer or tokens_per_image_note is empty")
     try:
         re.compile(family.lora_target_regex())
     except re.error as exc:
