@@ -62,6 +62,7 @@ def test_collate_builds_what_inference_builds(family_runner, pixels, with_mask, 
         target_kind="plain",
         use_mask=True,
         max_side=max_side,
+        family=family,  # as training passes it (two families may share a processor class)
     )
     batch = collate([dataset[0]], pad_token_id=0)
 
