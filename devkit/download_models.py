@@ -18,8 +18,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The known VLMs (key -> repo, size, description) live with the pack: its loader lists and fetches them.
-from mindedit_core.model_catalogue import VLM_PATTERNS, VLMS
+# The VLMs are the families' releases (mindedit_core.mllm.families, which also feeds docs/MODELS.md's
+# table); the pack's loader lists and fetches the same ones (mindedit_core.model_catalogue).
+from mindedit_core.model_catalogue import VLM_PATTERNS, vlm_downloads
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class Download:
         if self.files:
             return [self.target / Path(f).name for f in self.files]
         return [self.target]
+
+
+# key -> (repo, size, description) for every release of every family.
+VLMS = vlm_downloads()
 
 
 def catalogue(models_dir: Path) -> dict[str, Download]:

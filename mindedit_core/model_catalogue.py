@@ -1,9 +1,11 @@
 """The models the pack knows by name: listed in the loader's dropdown, fetched on first use.
 
-One catalogue for the loader node (``nodes/model_folders.py``: a known model that is not on disk is
-listed by its folder name and downloaded into ``models/LLM/<name>`` when the node first runs) and for
-the download helper (``python -m devkit.download_models``). ``MINDEDIT_CHECKPOINTS`` lists published
-MIND-Edit checkpoint folders the same way (none is published yet).
+The VLMs are the releases of the supported families (``mindedit_core.mllm.families``: the one
+place that names them, with sizes); this module turns them into what the loader node lists and
+fetches (``nodes/model_folders.py``: a known model that is not on disk is listed by its folder name
+and downloaded into ``models/LLM/<name>`` when the node first runs) and what the download helper
+(``python -m devkit.download_models``) offers. ``MINDEDIT_CHECKPOINTS`` lists published MIND-Edit
+checkpoint folders the same way (none is published yet).
 """
 
 from __future__ import annotations
@@ -12,45 +14,6 @@ from dataclasses import dataclass
 
 # A Hugging Face VLM folder: configs, weights, tokenizer (json/txt/model) and the chat template.
 VLM_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model")
-
-# The VLMs MIND-Edit can sit on (docs/MODELS.md: sizes, VRAM, layer m): key -> (repo, size, description).
-VLMS = {
-    "llava-0.5b": (
-        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
-        "1.8 GB",
-        "LLaVA-OneVision 0.5B (Qwen2-0.5B + SigLIP), the MLLM for small GPUs; layer m 18 of 24",
-    ),
-    "llava-7b": (
-        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
-        "16 GB",
-        "LLaVA-OneVision 7B (the paper's MLLM); ~15 GiB VRAM in bf16, ~6 GiB in 4-bit; layer m 21 of 28",
-    ),
-    "qwen2.5-vl-3b": (
-        "Qwen/Qwen2.5-VL-3B-Instruct",
-        "7.5 GB",
-        "Qwen2.5-VL 3B Instruct; ~7.5 GiB VRAM in bf16, ~3 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen2.5-vl-7b": (
-        "Qwen/Qwen2.5-VL-7B-Instruct",
-        "16.6 GB",
-        "Qwen2.5-VL 7B Instruct; ~16 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-2b": (
-        "Qwen/Qwen3-VL-2B-Instruct",
-        "4.3 GB",
-        "Qwen3-VL 2B Instruct (transformers >= 4.57); ~4.5 GiB VRAM in bf16, ~2 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-4b": (
-        "Qwen/Qwen3-VL-4B-Instruct",
-        "8.9 GB",
-        "Qwen3-VL 4B Instruct (transformers >= 4.57); ~9 GiB VRAM in bf16, ~3.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen3-vl-8b": (
-        "Qwen/Qwen3-VL-8B-Instruct",
-        "17.5 GB",
-        "Qwen3-VL 8B Instruct (transformers >= 4.57); ~17 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-}
 
 # Published MIND-Edit checkpoints (folder name -> repo, size, description): none yet.
 MINDEDIT_CHECKPOINTS: dict[str, tuple[str, str, str]] = {}
@@ -72,11 +35,21 @@ def folder_name(repo_id: str) -> str:
     return repo_id.split("/")[-1]
 
 
+def vlm_downloads() -> dict[str, tuple[str, str, str]]:
+    """The download helper's VLM rows: --what key -> (repo, size, description), in table order."""
+    from .mllm.families import releases
+
+    return {
+        release.key: (release.repo, release.download_size, family.release_description(release))
+        for family, release in releases()
+    }
+
+
 def known_vlms() -> dict[str, KnownModel]:
-    """Folder name -> known VLM, in catalogue order."""
+    """Folder name -> known VLM, in the families' table order."""
     return {
         folder_name(repo): KnownModel(folder_name(repo), repo, size, description)
-        for repo, size, description in VLMS.values()
+        for repo, size, description in vlm_downloads().values()
     }
 
 

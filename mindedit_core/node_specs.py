@@ -27,6 +27,8 @@ from __future__ import annotations
 from .images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
 from .ipadapter.attention import BATCH_MAPPINGS
 from .mllm.dtypes import DTYPE_NAMES
+from .mllm.families import FAMILIES, family_names
+from .mllm.families.texts import image_tokens_hint
 from .mllm.options import DEFAULT_MAX_NEW_TOKENS
 from .mllm.quantization import QUANTIZATIONS
 from .node_schema import Choices, Input, NodeSpec, Output
@@ -46,6 +48,8 @@ MINDEDIT_CHECKPOINTS = Choices("mindedit_checkpoints")
 IPADAPTER_FILES = Choices("ipadapter_files")
 
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
+# One example folder name per supported family (from the family table).
+EXAMPLE_FOLDERS = ", ".join(f.example_repo.split("/")[-1] for f in FAMILIES.values())
 DEFAULT_INSTRUCTION = "make it look like autumn"
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -56,8 +60,8 @@ MLLM_LOADER = NodeSpec(
     display_name="MIND-Edit MLLM Loader",
     category=CATEGORY,
     description=(
-        "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM "
-        "and, optionally, a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
+        f"Loads a vision-language model folder ({family_names()}) from models/LLM and, optionally,"
+        " a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
         "memory manager moves it to the GPU when used and offloads it when the diffusion model needs "
         "room ('Unload models' frees it)."
     ),
@@ -66,10 +70,9 @@ MLLM_LOADER = NodeSpec(
         Input(
             "model_folder",
             LLM_FOLDERS,
-            "A vision-language model folder in Hugging Face layout under models/LLM: LLaVA-OneVision "
-            "(e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL (e.g. "
-            "Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint was trained "
-            "on (same family and size). After the folders found, the list names every known VLM not on "
+            f"A vision-language model folder in Hugging Face layout under models/LLM: {family_names()} "
+            f"(e.g. {EXAMPLE_FOLDERS}). It must match the base model the MIND-Edit checkpoint was "
+            "trained on (same family and size). After the folders found, the list names every known VLM not on "
             "disk yet: picking one downloads it into models/LLM/<name> on the first run (progress on the "
             "bar; resumes if stopped; HF_ENDPOINT picks a mirror, HF_HUB_OFFLINE=1 forbids downloads).",
         ),
@@ -137,8 +140,7 @@ MLLM_INPUTS = (
         "max_image_side",
         "INT",
         "The image is downscaled to this longest side before the MLLM reads it (visual tokens at 384 / "
-        "1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, Qwen3-VL ~140 / ~1,000). Only "
-        "affects the MLLM, not the edit.",
+        f"1024 px: {image_tokens_hint()}). Only affects the MLLM, not the edit.",
         options={"default": DEFAULT_MAX_IMAGE_SIDE, "min": 64, "max": 4096, "step": 8},
     ),
     Input(

@@ -1,4 +1,4 @@
-"""Node: load a supported VLM (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) + optional MIND-Edit checkpoint.
+"""Node: load a supported VLM (any family of `mindedit_core.mllm.families`) + optional MIND-Edit checkpoint.
 
 The model lives under ComfyUI's memory manager.
 
