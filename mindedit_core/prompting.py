@@ -32,6 +32,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from .instruction_checks import is_blank
+
 PROMPT_VERSION = "mindedit-refine-v2"
 
 # Colour of the outline drawn around the edit region when a mask is shown to the MLLM
@@ -213,6 +215,8 @@ def parse_refinement(answer: str, fallback_instruction: str) -> RefinedPrompt:
     if rejected and reason.startswith("no optimized_prompt"):
         reason = echo_note
     fallback = _flatten(bound_instruction(guard.plain_text).text)
+    if is_blank(fallback):  # whitespace, control or invisible characters only: nothing for SD to read
+        fallback = ""
     used = fallback or _EMPTY_FALLBACK
     source = "the instruction without its answer fields" if guard.has_fields else "the raw instruction"
     empty = "nothing is left of the instruction" if guard.has_fields else "the instruction was empty too"
@@ -413,7 +417,7 @@ def _clean_value(value) -> str:
             if len(text) >= 2 and text.startswith(open_) and text.endswith(close):
                 text = text[1:-1]
         text = text.strip("\"'“”<>").strip()
-    return text
+    return "" if is_blank(text) else text  # only invisible or control characters: no value
 
 
 def _flatten(text: str) -> str:
