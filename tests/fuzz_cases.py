@@ -218,7 +218,7 @@ def sample_case(rng: random.Random) -> Case:
         mllm_seed=rng.choice((0, 7)),
         max_new_tokens=rng.choice((16, 24)),
         max_image_side=rng.choice((64, 384)),
-        weight=rng.choice((1.0, 0.5, math.nan, math.inf)),
-        start_at=rng.choice((0.0, 0.2, math.nan)),
-        end_at=rng.choice((1.0, 0.1)),
+        weight=rng.choice((1.0, 0.5, 0.8, 0.0, math.nan, math.inf)),
+        start_at=rng.choice((0.0, 0.0, 0.2, 0.0, 0.0, math.nan)),
+        end_at=rng.choice((1.0, 1.0, 0.9, 0.1)),
     )
