@@ -206,8 +206,8 @@ def sample_case(rng: random.Random) -> Case:
     prefix = " ".join(rng.choice(PIECES) for _ in range(rng.randint(0, 4)))
     injected = rng.random() < 0.3
     return Case(
-        width=rng.choice((1, 8, 40, 64, 96)),
-        height=rng.choice((1, 40, 64, 72)),
+        width=rng.choice((1, 40, 48, 64, 64, 96)),
+        height=rng.choice((1, 40, 64, 64, 72)),
         mode=rng.choice(MODES),
         content=rng.choice(CONTENTS),
         seed=rng.randint(0, 2**16),

@@ -196,6 +196,7 @@ def test_fuzz_reached_every_kind_of_outcome():
     """The default run is not all refusals: it must see results, clear errors and queue refusals."""
     if not OUTCOMES:
         pytest.skip("run together with the fuzz test")
+    print(f"in-process fuzz outcomes: {OUTCOMES}")
     assert sum(OUTCOMES.values()) >= DEFAULT_CASES * 0.9, OUTCOMES
     assert all(OUTCOMES.get(kind, 0) >= 10 for kind in ("refused", "error", "result")), OUTCOMES
 

@@ -31,8 +31,6 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 CASES = int(os.environ.get("MINDEDIT_FUZZ_SERVER_CASES", "12"))
 SEED = int(os.environ.get("MINDEDIT_FUZZ_SEED", "20"))
 CLEAR_ERRORS = ("SourceImageError", "EmptyInstructionError", "NonFiniteValueError")
-# Modes a PNG holds; the others travel as TIFF (32-bit float) or JPEG (CMYK).
-PNG_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "I;16", "1")
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +54,22 @@ def server_env(comfyui_server, fixture_cache, tiny_sd15_sites16):
     return {"server": comfyui_server, "client": client, "models": models, "info": client.object_info()}
 
 
-def _file_bytes(image: Image.Image, mode: str) -> tuple[bytes, str]:
-    buffer = io.BytesIO()
-    if mode in PNG_MODES:
-        image.save(buffer, format="PNG")
-        return buffer.getvalue(), "png"
-    if mode == "CMYK":
-        image.save(buffer, format="JPEG")
-        return buffer.getvalue(), "jpg"
-    image.save(buffer, format="TIFF")
-    return buffer.getvalue(), "tiff"
+def _file_bytes(image: Image.Image) -> tuple[bytes, str]:
+    """The image as a file a user might have: PNG where the mode allows, else TIFF (32-bit float),
+    JPEG (CMYK), or a PNG of its RGBA conversion (palette + alpha)."""
+    for fmt, ext, picture in (
+        ("PNG", "png", image),
+        ("TIFF", "tiff", image),
+        ("JPEG", "jpg", image),
+        ("PNG", "png", image.convert("RGBA")),
+    ):
+        buffer = io.BytesIO()
+        try:
+            picture.save(buffer, format=fmt)
+        except (OSError, KeyError, ValueError):
+            continue
+        return buffer.getvalue(), ext
+    raise AssertionError(f"no file format holds mode {image.mode}")
 
 
 def _prompt(env, case: Case, name: str, index: int) -> dict:
@@ -147,7 +151,7 @@ def test_a_seeded_sample_of_fuzz_cases_through_the_real_server(server_env):
     for index in range(CASES):
         case = sample_case(rng)
         source = case.source()
-        data, ext = _file_bytes(source, case.mode)
+        data, ext = _file_bytes(source)
         name = client.upload_image(data, name=f"fuzz_{SEED}_{index}.{ext}")
         loaded, alpha_mask = (t[0].numpy() for t in comfy_load_image(Image.open(io.BytesIO(data))))
         loaded = (loaded * 255 + 0.5).astype(np.uint8)
