@@ -25,8 +25,8 @@ MIN_SOURCE_SIDE = 32
 MAX_SOURCE_PIXELS = 4096 * 4096
 # Fits SD1.5 (trained at 512 px) and keeps VAE Encode and sampling in a few GiB.
 SUGGESTED_SIDE = 1024
-# A source whose values all lie within one 8-bit level is one flat colour.
-FLAT_RANGE = 1.0 / 255.0
+# A source whose values all lie within two 8-bit levels is one flat colour to the eye (and to the edit).
+FLAT_RANGE = 2.5 / 255.0
 # Load Image's MASK is 1 - alpha: a pixel above this is (partly) transparent.
 TRANSPARENT_LEVEL = 1.0 / 255.0
 
@@ -93,8 +93,8 @@ def flat_source_warning(image: torch.Tensor) -> str | None:
         else "Check the file (a failed export or a fully transparent image loads as one colour)"
     )
     return (
-        f"WARNING: the source image is blank: every pixel has the same value ({level} of 255), so there "
-        f"is nothing to edit. {likely}"
+        f"WARNING: the source image is blank: every pixel has the same value (about {level} of 255), so "
+        f"there is nothing to edit. {likely}"
     )
 
 

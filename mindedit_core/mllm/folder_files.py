@@ -78,9 +78,10 @@ def shard_problems(path: Path, names: set[str]) -> str | None:
         missing += [
             f"{prefix}-{i:0{width}d}-of-{total}.{ext}" for i in range(1, int(total) + 1) if i not in present
         ]
-        index = f"{prefix}.{ext}.index.json" if ext == "safetensors" else f"{prefix}.bin.index.json"
-        if index not in names:
-            missing.append(index)
+        if (
+            f"{prefix}.{ext}.index.json" not in names
+        ):  # model.safetensors.index.json, pytorch_model.bin.index.json
+            missing.append(f"{prefix}.{ext}.index.json")
     if not missing:
         return None
     shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
