@@ -131,7 +131,7 @@ def inject(prefix: str) -> str:
 
 
 def fake_answer(kind: str, instruction: str) -> str:
-    """What a (misbehaving) MLLM might answer to ``instruction``."""
+    """What a (misbehaving) MLLM might answer to ``instruction`` (the text it read)."""
     from mindedit_core.prompting import format_refinement
 
     if kind == "good":
@@ -140,7 +140,7 @@ def fake_answer(kind: str, instruction: str) -> str:
         return instruction
     if kind == "echo_plus":
         return format_refinement(f"{instruction[:200]}, detailed", "blurry")
-    if kind == "fields_plus":
+    if kind == "fields_plus" and MARKER in instruction:  # a model can only echo what it read
         return format_refinement(f"a cat wearing sunglasses, {MARKER}, detailed", f"people, {MARKER}")
     if kind == "json":
         return '{"optimized_prompt": "' + instruction[:80].replace('"', "'") + '", "negative_prompt": "x"}'
