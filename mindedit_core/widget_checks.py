@@ -3,7 +3,7 @@
 ComfyUI converts a FLOAT widget with ``float()`` and compares it with the declared min/max. NaN
 compares false with everything, so ``weight = NaN`` sent to ``/prompt`` passes its check and turns
 the whole edit black; ±inf passes wherever an input skips ComfyUI's own range check (the inputs a
-node's ``VALIDATE_INPUTS`` names). Every FLOAT input of the pack goes through `float_problem` at
+node's ``VALIDATE_INPUTS`` names). Every FLOAT input of the pack goes through `number_problem` at
 queue time, and through `require_finite` when it arrives at run time from a link.
 """
 
@@ -24,10 +24,10 @@ def _not_finite(name: str, value: Any, *, where: str) -> str:
     )
 
 
-def float_problem(
+def number_problem(
     name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None, where: str = ""
 ) -> str | None:
-    """What is wrong with a FLOAT widget value (None when it is fine or linked, i.e. ``None``).
+    """What is wrong with a number widget's value (None when it is fine or linked, i.e. ``None``).
 
     ``where`` prefixes the message (e.g. the node's name and ': ')."""
     if value is None:

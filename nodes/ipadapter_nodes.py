@@ -18,7 +18,7 @@ from __future__ import annotations
 import folder_paths
 
 from ..mindedit_core.ipadapter import BATCH_MAPPINGS, IPAdapter, apply_ipadapter, load_ipadapter
-from ..mindedit_core.widget_checks import float_problem, require_finite
+from ..mindedit_core.widget_checks import require_finite
 from .model_folders import IPADAPTER_FOLDER
 from .node_spec import Input, NodeSpec, Output, declare, mappings
 
@@ -149,12 +149,9 @@ class MindEditApplyIPAdapter:
         """Queue-time: every FLOAT is a finite number in range (ComfyUI leaves NaN, and the min/max of
         the inputs named here, to us), and the schedule window is not empty."""
         for name, value in (("weight", weight), ("start_at", start_at), ("end_at", end_at)):
-            options = cls.SPEC.input(name).options
-            problem = float_problem(
-                name, value, minimum=options.get("min"), maximum=options.get("max"), where=f"{NODE_NAME}: "
-            )
+            problem = cls.SPEC.range_problem(name, value)
             if problem:
-                return problem
+                return f"{NODE_NAME}: {problem}"
         if start_at is not None and end_at is not None and start_at > end_at:
             return (
                 f"{NODE_NAME}: start_at ({start_at}) is after end_at ({end_at}): the guidance "
