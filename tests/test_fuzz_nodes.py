@@ -41,13 +41,17 @@ class ParrotMLLM(CountingMLLM):
         super().__init__(has_head=True)
         self.answer = answer
 
-    def _answer(self, image, instruction, mask, options, should_stop, on_token, embed):
+    def run(self, request):
+        from dataclasses import replace
+
         from mindedit_core.images import prepare_mllm_image
 
-        prepare_mllm_image(image[0], mask=None if mask is None else mask[0], max_side=options.max_image_side)
-        result = super()._answer(image, instruction, mask, options, should_stop, on_token, embed)
-        result.refined = parse_refinement(fake_answer(self.answer, instruction), instruction)
-        return result
+        options = request.options or self.default_options
+        mask = None if request.mask is None else request.mask[0]
+        prepare_mllm_image(request.image[0], mask=mask, max_side=options.max_image_side)
+        result = super().run(request)
+        refined = parse_refinement(fake_answer(self.answer, request.instruction), request.instruction)
+        return replace(result, refined=refined)
 
 
 @pytest.fixture(scope="module")
