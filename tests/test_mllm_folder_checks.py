@@ -126,3 +126,19 @@ def test_a_damaged_folder_names_the_familys_own_repo(tmp_path, family_dir):
     assert f"hf download {FAMILIES[model_type].example_repo} --local-dir {target}" in message
     others = [f.example_repo for t, f in FAMILIES.items() if t != model_type]
     assert not any(repo in message for repo in others), message
+
+
+def test_the_fix_names_the_release_of_the_folders_size(tmp_path):
+    from mindedit_core.mllm.folder_files import download_fix
+
+    folder = tmp_path / "Qwen2.5-VL-7B-Instruct"
+    folder.mkdir()
+    config = {"model_type": "qwen2_5_vl", "text_config": {"hidden_size": 3584, "num_hidden_layers": 28}}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model-00001-of-00005.safetensors").write_bytes(b"")
+    with pytest.raises(MLLMFolderError) as err:
+        check_mllm_folder(folder)
+    message = str(err.value)
+    assert "model-00002-of-00005.safetensors" in message and "and 1 more" in message
+    assert f"hf download Qwen/Qwen2.5-VL-7B-Instruct --local-dir {folder}" in message
+    assert "Qwen/Qwen2.5-VL-3B-Instruct" in download_fix(FAMILIES["qwen2_5_vl"])

@@ -13,7 +13,7 @@ alone (plus a glance at ``processor_config.json``), in microseconds:
   reports a missing last shard + index as "no file named model.safetensors".
 
 `download_fix` is the one fix every folder error ends with: the family's own repo, from the family
-table (`MLLMFamily.example_repo`).
+table (the release whose size matches the folder's config, else `MLLMFamily.example_repo`).
 """
 
 from __future__ import annotations
@@ -27,15 +27,37 @@ from .families import FAMILIES, MLLMFamily
 _SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<index>\d+)-of-(?P<total>\d+)\.(?P<ext>safetensors|bin)$")
 
 
+def release_repo(family: MLLMFamily, path: str | Path | None = None) -> str:
+    """The repo of the family's release whose text model matches the folder's ``config.json`` (hidden
+    size and layer count), else the family's example repo."""
+    if path is not None:
+        try:
+            config = json.loads((Path(path) / "config.json").read_text())
+        except (OSError, ValueError):
+            config = None
+        if isinstance(config, dict):
+            text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+            shape = tuple(text.get(k, config.get(k)) for k in ("hidden_size", "num_hidden_layers"))
+            for release in family.releases:
+                if shape == (release.hidden_size, release.num_layers):
+                    return release.repo
+    return family.example_repo
+
+
 def download_fix(family: MLLMFamily | None, path: str | Path | None = None) -> str:
-    """How to get a complete folder: the family's repo (every family's when the family is unknown)."""
+    """How to get a complete folder: the family's repo for this folder's size (every family's example
+    when the family is unknown)."""
     if family is None:
         repos = ", ".join(f.example_repo for f in FAMILIES.values())
-        return f"Download a supported model folder (e.g. one of {repos}) with `hf download <repo> --local-dir <ComfyUI>/models/LLM/<name>` (docs/MODELS.md lists every file and size)."
-    target = path if path is not None else f"<ComfyUI>/models/LLM/{family.example_repo.split('/')[-1]}"
+        return (
+            f"Download a supported model folder (e.g. one of {repos}) with `hf download <repo> --local-dir "
+            "<ComfyUI>/models/LLM/<name>` (docs/MODELS.md lists every file and size)."
+        )
+    repo = release_repo(family, path)
+    target = path if path is not None else f"<ComfyUI>/models/LLM/{repo.split('/')[-1]}"
     return (
-        f"Download the {family.display_name} folder again: `hf download {family.example_repo} --local-dir "
-        f"{target}` (or the same command with your model size's repo; docs/MODELS.md lists every file)."
+        f"Download the {family.display_name} folder again: `hf download {repo} --local-dir {target}` "
+        "(docs/MODELS.md lists every file and size)."
     )
 
 
