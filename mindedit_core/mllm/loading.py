@@ -25,7 +25,8 @@ from .weight_report import check_loading_info
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "auto")
 _EXPECTED = (
     "config.json (model_type one of {types}), model*.safetensors (or pytorch_model*.bin), "
-    "tokenizer files (tokenizer.json / tokenizer_config.json) and preprocessor_config.json"
+    "tokenizer files (tokenizer.json, or vocab.json + merges.txt, and tokenizer_config.json) and "
+    "preprocessor_config.json"
 )
 
 
