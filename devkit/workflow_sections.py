@@ -305,13 +305,17 @@ def add_output(
     status_text: str,
 ) -> None:
     """Paste at the source's size, save, and preview the prompts and the one status text (its box
-    tall enough to show ``status_text``, the status the workflow shows when a run falls back)."""
+    tall enough to show ``status_text``, the status the workflow shows when a run falls back). Without
+    an edit region the paste gets the source's MASK (1 - alpha), so a source with transparency is
+    reported."""
     g = lay.graph
     paste = lay.add_pack(GROUP_OUTPUT, specs.PASTE_EDIT)
     g.connect(source, 0, paste, "source")
     g.connect(decode, 0, paste, "edited")
     if soft:
         g.connect(soft, 0, paste, "edit_mask")
+    if region is None:
+        g.connect(source, 1, paste, "source_mask")
     save = lay.add(GROUP_OUTPUT, "SaveImage", widgets=[prefix], inputs=[("images", "IMAGE")], preview=True)
     g.connect(paste, 0, save, "images")
     status = lay.add_pack(GROUP_OUTPUT, specs.STATUS_JOIN, 1)

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .widget_checks import number_problem
+
 # Socket-only types a value never comes from a widget for (anything not a widget type below).
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
@@ -122,12 +124,7 @@ class NodeSpec:
         return tuple(i for i in self.inputs if i.is_widget)
 
     def range_problem(self, name: str, value: Any) -> str | None:
-        """The min/max message ComfyUI would give for ``value`` (None when in range or linked)."""
-        if value is None:
-            return None
+        """The min/max message ComfyUI would give for ``value``, and a refusal of NaN / infinity, which
+        ComfyUI's own check lets through (None when fine or linked)."""
         options = self.input(name).options
-        if "min" in options and value < options["min"]:
-            return f"{name} = {value} is below its minimum {options['min']}"
-        if "max" in options and value > options["max"]:
-            return f"{name} = {value} is above its maximum {options['max']}"
-        return None
+        return number_problem(name, value, minimum=options.get("min"), maximum=options.get("max"))

@@ -324,6 +324,14 @@ PASTE_EDIT = NodeSpec(
             "whole edit is kept (mask-free).",
             optional=True,
         ),
+        Input(
+            "source_mask",
+            "MASK",
+            "The source Load Image's MASK output (1 - alpha), for graphs without 'MIND-Edit Edit "
+            "Region': when the source had transparent (or MaskEditor-painted) pixels, which Load Image "
+            "flattens and the edit then changes like the rest, the status says so.",
+            optional=True,
+        ),
     ),
     outputs=(
         Output("image", "IMAGE", "The edited image at the source's size."),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from ..mindedit_core.masks import ALPHA, PAINTED, RED, choose_edit_mask, red_channel
 from ..mindedit_core.node_specs import EDIT_REGION, STATUS_JOIN
+from ..mindedit_core.source_checks import check_source_size
 from .node_spec import implements
 
 
 @implements(EDIT_REGION)
 class MindEditEditRegion:
     def choose(self, image, painted_mask=None, mask_image=None, mask_alpha=None):
+        check_source_size(image, where="MIND-Edit Edit Region")
         candidates = [
             (PAINTED, painted_mask),
             (ALPHA, mask_alpha),
