@@ -63,11 +63,11 @@ def nodes(ipadapter_sites16_files):
     torch.set_num_threads(1)  # small matmuls: two threads on busy shared cores are 10x slower
     yield {
         "pack": pack,
-        "region": pack.NODE_CLASS_MAPPINGS["MindEditEditRegion"],
-        "refine": pack.NODE_CLASS_MAPPINGS["MindEditRefineAndEmbed"],
-        "apply": pack.NODE_CLASS_MAPPINGS["MindEditApplyIPAdapter"],
-        "pad": pack.NODE_CLASS_MAPPINGS["MindEditPadForVAE"],
-        "paste": pack.NODE_CLASS_MAPPINGS["MindEditPasteEdit"],
+        "region": pack_module("nodes").NODE_CLASS_MAPPINGS["MindEditEditRegion"],
+        "refine": pack_module("nodes").NODE_CLASS_MAPPINGS["MindEditRefineAndEmbed"],
+        "apply": pack_module("nodes").NODE_CLASS_MAPPINGS["MindEditApplyIPAdapter"],
+        "pad": pack_module("nodes").NODE_CLASS_MAPPINGS["MindEditPadForVAE"],
+        "paste": pack_module("nodes").NODE_CLASS_MAPPINGS["MindEditPasteEdit"],
         "adapter": load_ipadapter(ipadapter_sites16_files["plain"]),
         "is_blank": pack_module("mindedit_core.instruction_checks").is_blank,
     }

@@ -25,7 +25,7 @@ def pack():
 
 
 def _float_inputs(pack):
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+    for node_id, cls in pack_module("nodes").NODE_CLASS_MAPPINGS.items():
         for section in cls.INPUT_TYPES().values():
             for name, spec in section.items():
                 if spec[0] == "FLOAT":

@@ -80,9 +80,9 @@ def test_v3_nodes_have_the_v1_inputs_outputs_and_order(v3_nodes):
 
 
 def test_v3_nodes_run_the_implementation_and_its_queue_time_checks(v3_nodes):
-    source = torch.rand((1, 13, 21, 3))
+    source = torch.rand((1, 37, 45, 3))
     (padded,) = v3_nodes["MindEditPadForVAE"].execute(image=source).result
-    assert padded.shape[1:3] == (16, 24)
+    assert padded.shape[1:3] == (40, 48)
     apply = v3_nodes["MindEditApplyIPAdapter"]
     assert "start_at (0.6) is after end_at (0.2)" in apply.validate_inputs(start_at=0.6, end_at=0.2)
     assert apply.validate_inputs(start_at=0.0, end_at=1.0) is True
