@@ -18,6 +18,7 @@ import torch
 
 from ..mindedit_core.mllm import GenerationInterrupted, PassOptions
 from ..mindedit_core.mllm.pass_cache import PassCache, PassOutcome, first_of_batch, pass_key
+from ..mindedit_core.prompt_styles import SD_TAGS
 from .comfy_mllm_patcher import MLLMHandle, load_for_use
 
 PASS_CACHE = PassCache()
@@ -66,8 +67,11 @@ def compute_pass(
     progress = _TokenProgress(options.max_new_tokens)
     with _RUN_LOCK:
         try:
-            # Without a vision head only the prompts can be made (the embed nodes refuse earlier).
-            run = handle.mllm.refine_and_embed if handle.mllm.has_head else handle.mllm.refine_full
+            # Without a vision head only the prompts can be made (the embed nodes refuse earlier). The
+            # head reads the hidden states of the SD-tag prompt it was trained on: another style's pass
+            # makes prompts only.
+            embed = handle.mllm.has_head and options.style == SD_TAGS.name
+            run = handle.mllm.refine_and_embed if embed else handle.mllm.refine_full
             result = run(
                 single,
                 instruction,
@@ -83,6 +87,8 @@ def compute_pass(
                 raise comfy.model_management.InterruptProcessingException() from exc
             raise
     progress.finish()
-    outcome = PassOutcome.from_result(result, handle.description, stored_negative=handle.mllm.negative_embeds)
+    outcome = PassOutcome.from_result(
+        result, handle.description, stored_negative=handle.mllm.negative_embeds, style=options.style
+    )
     cache.put(key, outcome)
     return replace(outcome, batch_note=note)

@@ -159,14 +159,22 @@ class MindEditMLLM:
 
     # -- inputs ----------------------------------------------------------------------------------
     def prepare_inputs(
-        self, image: Any, instruction: str, *, mask: Any = None, max_image_side: int | None = None
+        self,
+        image: Any,
+        instruction: str,
+        *,
+        mask: Any = None,
+        max_image_side: int | None = None,
+        style: str | None = None,
     ):
         """Processor outputs (token ids, attention mask and the family's image tensors) on the model's
-        device; ``max_image_side`` defaults to the model's default options."""
+        device; ``max_image_side`` and ``style`` default to the model's default options."""
         side = self.default_options.max_image_side if max_image_side is None else max_image_side
         with_mask = not mask_is_empty(mask)
         pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=side)
-        messages = self.family.messages(instruction, with_mask=with_mask)
+        messages = self.family.messages(
+            instruction, with_mask=with_mask, style=style or self.default_options.style
+        )
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(images=pil, text=text, return_tensors="pt")
         device, dtype = self.device, self.dtype
@@ -249,7 +257,9 @@ class MindEditMLLM:
         require_vision_head(self)
         head = self.head
         opts = self.options(options, **overrides)
-        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
+        inputs = self.prepare_inputs(
+            image, instruction, mask=mask, max_image_side=opts.max_image_side, style=opts.style
+        )
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
             hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
         return self._apply_head(head, hidden, inputs["attention_mask"])
@@ -277,7 +287,9 @@ class MindEditMLLM:
         if should_stop is not None and should_stop():
             raise GenerationInterrupted("MLLM generation was cancelled before it started.")
         started = time.perf_counter()
-        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
+        inputs = self.prepare_inputs(
+            image, instruction, mask=mask, max_image_side=opts.max_image_side, style=opts.style
+        )
         prepared = time.perf_counter()
         stopper = _CallbackStopper(opts.max_new_tokens, should_stop, on_token)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
@@ -309,7 +321,7 @@ class MindEditMLLM:
             )
         new_ids = output_ids[0, prompt_len:]
         text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        refined = parse_refinement(text, instruction)
+        refined = parse_refinement(text, instruction, style=opts.style)
         if refined.warning:
             log.warning("MIND-Edit: %s", refined.warning)
         v_insight = None

@@ -74,9 +74,10 @@ class MLLMFamily:
             )
         return cls
 
-    def messages(self, instruction: str, *, with_mask: bool) -> list[dict]:
-        """The chat messages carrying the image (with its mask outline drawn in) and the request."""
-        messages = build_messages(instruction, with_mask=with_mask)
+    def messages(self, instruction: str, *, with_mask: bool, style: Any = None) -> list[dict]:
+        """The chat messages carrying the image (with its mask outline drawn in) and the request, in
+        ``style`` (a `PromptStyle` or its name; None: the SD tag style)."""
+        messages = build_messages(instruction, with_mask=with_mask, style=style)
         if self.image_after_text:
             for message in messages:
                 content = message["content"]
