@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mindedit_core.prompting import PROMPT_VERSION, format_refinement
-from training.chat_client import ChatClient, ChatRequestError
+from mindedit_core.remote.chat_client import ChatClient, ChatRequestError
 from training.refine_cache import RefineCache, attach_refined, load_refined
 from training.refine_data import http_answer_fn, main, run_refinement
 
