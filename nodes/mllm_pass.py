@@ -51,7 +51,8 @@ def compute_pass(
     *,
     cache: PassCache = PASS_CACHE,
 ) -> PassOutcome:
-    """Run (or reuse) the one MLLM pass for these inputs.
+    """Run (or reuse) the one MLLM pass for these inputs. ``handle``: a local MLLM's `MLLMHandle` (put
+    on the compute device first) or a remote VLM's handle (`nodes.remote_vlm.RemoteHandle`).
 
     Cancel in ComfyUI stops generation between tokens (``should_stop`` reads ComfyUI's interrupt
     flag) and raises ComfyUI's own interrupt exception, so the queue reports "interrupted" and
@@ -63,7 +64,8 @@ def compute_pass(
     if cached is not None:
         return cached
 
-    load_for_use(handle)
+    if isinstance(handle, MLLMHandle):  # a remote VLM's handle has no weights to manage
+        load_for_use(handle)
     progress = _TokenProgress(options.max_new_tokens)
     with _RUN_LOCK:
         try:

@@ -23,7 +23,12 @@ SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 MLLM_INPUTS = (
-    Input("mllm", MLLM_TYPE, "The MLLM from 'MIND-Edit MLLM Loader'."),
+    Input(
+        "mllm",
+        MLLM_TYPE,
+        "The MLLM from 'MIND-Edit MLLM Loader', or (prompts only) a VLM your server serves, from 'MIND-Edit "
+        "Remote VLM (OpenAI-compatible)'.",
+    ),
     Input("image", "IMAGE", "The source image to edit (only the first image of a batch is read)."),
     Input(
         "instruction",

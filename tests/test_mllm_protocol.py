@@ -10,6 +10,7 @@ import torch
 
 from mindedit_core.mllm import MindEditMLLM, MindEditMLLMLike, PassOptions
 from mindedit_core.mllm.pass_cache import PassCache, PassOutcome, first_of_batch, pass_key, tensor_digest
+from mindedit_core.remote.vlm import RemoteVLM
 
 CALL_KEYWORDS = ("mask", "options", "should_stop", "on_token")
 
@@ -20,7 +21,7 @@ def _fakes():
     return [CountingMLLM]
 
 
-@pytest.mark.parametrize("cls", [MindEditMLLM, *_fakes()], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [MindEditMLLM, RemoteVLM, *_fakes()], ids=lambda c: c.__name__)
 def test_real_runner_and_fakes_share_the_call_signatures(cls):
     for name in ("refine_and_embed", "refine_full"):
         params = inspect.signature(getattr(cls, name)).parameters
@@ -35,6 +36,10 @@ def test_fake_instances_satisfy_the_protocol():
 
     assert isinstance(CountingMLLM(), MindEditMLLMLike)
     assert isinstance(CountingMLLM(has_head=False), MindEditMLLMLike)
+
+
+def test_the_remote_backend_satisfies_the_protocol():
+    assert isinstance(RemoteVLM("http://127.0.0.1:11434/v1", "qwen2.5vl:7b"), MindEditMLLMLike)
 
 
 def test_the_real_runner_satisfies_the_protocol(tiny_mllm_base):

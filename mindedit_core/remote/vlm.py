@@ -166,5 +166,15 @@ class RemoteVLM:
     def refine(self, image: Any, instruction: str, **kwargs) -> RefinedPrompt:
         return self.refine_full(image, instruction, **kwargs).refined
 
-    def refine_and_embed(self, image: Any, instruction: str, **_kwargs) -> RemoteResult:
+    def refine_and_embed(
+        self,
+        image: Any,
+        instruction: str,
+        *,
+        mask: Any = None,
+        options: PassOptions | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_token: Callable[[int, int], None] | None = None,
+    ) -> RemoteResult:
+        """Always refused: a served model returns text, never the hidden states a head reads."""
         raise MissingVisionHeadError(self.no_head_reason)
