@@ -70,11 +70,13 @@ class Layout:
         return self.graph.to_dict()
 
 
-def new_layout(workflow_id: str, note: str, columns_per_group: dict[str, int]) -> Layout:
+def new_layout(
+    workflow_id: str, note: str, columns_per_group: dict[str, int], models_note: str = MODELS_NOTE
+) -> Layout:
     g = UIGraph(workflow_id)
     notes = Column(g, 0, 0, 2 * COLUMN_STEP - 60)
     notes.add(
-        "Note", widgets=[MODELS_NOTE], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
+        "Note", widgets=[models_note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
     )
     Column(g, 2 * COLUMN_STEP, 0, 2 * COLUMN_STEP - 60).add(
         "Note", widgets=[note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
@@ -187,15 +189,23 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
 
 
 def add_refine(
-    lay: Layout, loader: int, source: int, region: int | None, instruction: str, embeds: bool
+    lay: Layout,
+    loader: int,
+    source: int,
+    region: int | None,
+    instruction: str,
+    embeds: bool,
+    style: str | None = None,
 ) -> int:
+    """The MIND-Edit node; ``style`` (refine node only) is its output style widget, appended after
+    the others as the node declares it (None: left at its default, as older workflows have it)."""
     g = lay.graph
     inputs = [("mllm", "MINDEDIT_MLLM"), ("image", "IMAGE")] + ([("mask", "MASK")] if region else [])
     outputs = REFINED_OUTPUTS + ([("pos_embeds", "EMBEDS"), ("neg_embeds", "EMBEDS")] if embeds else [])
     node = lay.add(
         GROUP_MINDEDIT,
         "MindEditRefineAndEmbed" if embeds else "MindEditRefineInstruction",
-        widgets=[instruction, 0, "fixed", 200, 384],
+        widgets=[instruction, 0, "fixed", 200, 384] + ([style] if style else []),
         tall=(0,),
         inputs=inputs,
         outputs=outputs + [("raw_answer", "STRING"), ("status", "STRING")],
