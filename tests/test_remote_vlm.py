@@ -194,6 +194,11 @@ def test_loopback_works_out_of_the_box(url):
         ("http://user:pw@127.0.0.1:11434/v1", API_KEY_ENV),
         ("ftp://127.0.0.1/v1", "not an http"),
         ("127.0.0.1:11434", "not an http"),
+        ("http://127.0.0.1@evil.example/v1", API_KEY_ENV),  # userinfo: the host is evil.example
+        ("http://evil.example#@127.0.0.1/v1", "query or fragment"),
+        ("http://127.0.0.1:11434/v1?next=http://evil.example", "query or fragment"),
+        ("http://127.0.0.1.nip.io/v1", "is not on this computer"),  # a name, not a loopback address
+        ("http://0.0.0.0:11434/v1", "is not on this computer"),
     ],
 )
 def test_other_hosts_and_odd_urls_are_refused(url, message):

@@ -152,7 +152,10 @@ class ChatClient:
     def reply(self, messages: list[dict], should_stop: Callable[[], bool] | None = None) -> ChatReply:
         """The whole `ChatReply`. Raises `ChatRequestError`, or `ChatCancelled` when ``should_stop``
         fires (checked before each attempt, during it and while waiting to retry)."""
-        data = self.request_body(messages)
+        return self.send(self.request_body(messages), should_stop)
+
+    def send(self, data: bytes, should_stop: Callable[[], bool] | None = None) -> ChatReply:
+        """`reply` for a request body already built (`request_body`)."""
         last: ChatRequestError | None = None
         for attempt in range(1, self.max_retries + 2):
             _check_stop(should_stop)

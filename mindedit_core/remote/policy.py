@@ -54,6 +54,11 @@ def check_base_url(base_url: str, environ: Mapping[str, str] | None = None) -> s
             f"URL, e.g. {DEFAULT_BASE_URL} (Ollama), http://127.0.0.1:1234/v1 (LM Studio), "
             "http://127.0.0.1:8000/v1 (vLLM)."
         )
+    if parts.query or parts.fragment:
+        raise RemoteURLRefused(
+            f"MIND-Edit remote VLM: {url!r} has a query or fragment; give the plain base URL ending in /v1, "
+            f"e.g. {DEFAULT_BASE_URL}."
+        )
     if parts.username or parts.password:
         raise RemoteURLRefused(
             f"MIND-Edit remote VLM: the URL carries a user name or password; it would be saved in the "

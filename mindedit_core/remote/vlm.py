@@ -137,7 +137,7 @@ class RemoteVLM:
         body = client.request_body(messages)
         prepared = time.perf_counter()
         try:
-            reply = client.reply(messages, should_stop=should_stop)
+            reply = client.send(body, should_stop=should_stop)
         except ChatCancelled as exc:
             raise GenerationInterrupted(f"Cancelled: {exc}") from exc
         except ChatRequestError as exc:
