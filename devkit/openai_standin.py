@@ -11,6 +11,7 @@ The requested model name picks the behaviour, so a workflow's ``model`` widget c
 - ``error-500``: HTTP 500; ``error-503``: HTTP 503 (retryable);
 - ``malformed``: HTTP 200 with a body that is not a chat completion;
 - ``empty``: HTTP 200 with an empty answer;
+- ``blind``: HTTP 200, answering as a text-only model does when the server drops the image;
 - ``echo-auth``: HTTP 401 whose body repeats the Authorization header (a badly behaved server).
 
 Every request is recorded (`StandInServer.requests`): path, headers, parsed body, the decoded image
@@ -129,6 +130,8 @@ class StandInServer:
         if delay:
             time.sleep(delay)
         text = "" if model == "empty" else (INSTRUCTION_ANSWER if "edit_instruction" in system else SD_ANSWER)
+        if model == "blind":
+            text = "I'm sorry, but I can't see any image in your message. Could you describe it?"
         handler._send(
             200,
             {

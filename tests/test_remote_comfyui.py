@@ -170,6 +170,7 @@ FAILURES = [
     ("error-500", ["HTTP 500", "llama runner process has terminated"]),
     ("malformed", ["not a chat completion", "upstream proxy error"]),
     ("empty", ["empty answer"]),
+    ("blind", ["answered as if it got no image"]),
 ]
 
 

@@ -107,6 +107,7 @@ FAILURES = [
     ("error-503", ["HTTP 503", "server busy", "gave up after 2 attempts"]),
     ("malformed", ["not a chat completion", "upstream proxy error", "gave up after 2 attempts"]),
     ("empty", ["empty answer", "finish_reason: 'stop'"]),
+    ("blind", ["answered as if it got no image", "not a vision model", "can't see any image"]),
 ]
 
 

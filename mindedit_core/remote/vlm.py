@@ -17,6 +17,7 @@ Every request re-checks the URL policy and reads the API key from the environmen
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,16 @@ DEFAULT_MAX_RETRIES = 2
 
 class RemoteVLMError(RuntimeError):
     """The server gave no usable answer; the message names the URL and what the server said."""
+
+
+# A text-only model behind a server that drops the image (instead of refusing it) answers as if
+# none was sent: such an answer is an error, not a prompt to fall back from.
+_BLIND_ANSWER = re.compile(
+    r"\b(?:can(?:no|')t|do(?:n't| not)|unable to|not able to)\s+(?:see|view|access|read|open)\s+"
+    r"(?:the|an?|any|your)\s+(?:attached\s+)?(?:image|picture|photo)"
+    r"|\bno\s+(?:image|picture|photo)\s+(?:was|is|has been)\s+(?:attached|provided|included|shared)",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -146,6 +157,12 @@ class RemoteVLM:
         if on_token is not None:
             on_token(opts.max_new_tokens, opts.max_new_tokens)
         refined = parse_refinement(reply.text, instruction, style=opts.style)
+        if not refined.parsed and _BLIND_ANSWER.search(reply.text):
+            raise RemoteVLMError(
+                f"MIND-Edit remote VLM: model {self.model!r} at {client.url} answered as if it got no image "
+                f"(answer starts: {reply.text[:120]!r}). It is probably not a vision model, or the server "
+                "drops images for it: use a vision model (Ollama: e.g. qwen2.5vl, llava, gemma3)."
+            )
         return RemoteResult(
             refined=refined,
             v_insight=None,
