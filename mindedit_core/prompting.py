@@ -157,6 +157,7 @@ def _key_re(style: PromptStyle) -> re.Pattern:
 
 
 _KEY_DECORATION = " \t\r\n*_`#>\"'<[(-"
+_LIST_MARKER_RE = re.compile(r"\s*(?:\d+[.)]|[-*•])[\s*_`#>\"'<\[(]*")
 _FENCE_RE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
 _QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "‘": "’", "`": "`", "«": "»"}
 
@@ -313,8 +314,8 @@ def _section_value(section: str, *, last: bool) -> str:
     """The value text of one key: a quoted string if it starts with a quote, else its lines
     (the last section stops at the first blank line, where chatter usually starts)."""
     head, newline, tail = section.rpartition("\n")
-    if newline and not tail.strip(_KEY_DECORATION):
-        section = head  # the next key's line prefix, e.g. "### " or "**"
+    if newline and (not tail.strip(_KEY_DECORATION) or _LIST_MARKER_RE.fullmatch(tail)):
+        section = head  # the next key's line prefix, e.g. "### ", "**" or a list number "2. "
     body = re.sub(r"[\s*_#>]*$", "", section).strip().strip("*_").strip()
     if body[:1] == "[" and "]" in body:
         try:

@@ -74,6 +74,13 @@ CASES = [
     ),
     pytest.param(f"Refined instruction: {INS}", INS, "", True, id="missing-negative"),
     pytest.param(
+        f'```\nedit_instruction: "{INS}"\nnegative_prompt: "{NEG}"\n```', INS, NEG, True, id="plain-fence"
+    ),
+    pytest.param(f"1. edit_instruction: {INS}\n2. negative_prompt: {NEG}", INS, NEG, True, id="numbered"),
+    pytest.param(
+        f"- **edit_instruction**: {INS}\n- **negative_prompt**: {NEG}", INS, NEG, True, id="md-bullets"
+    ),
+    pytest.param(
         'edit_instruction: "<one imperative sentence: what changes, how it looks afterwards, what stays '
         'unchanged>"\nnegative_prompt: "<3-6 terms>"',
         REQUEST,
