@@ -186,7 +186,15 @@ def parse_refinement(
         return False
 
     text = _REQUEST_TAG_RE.sub("\n", raw)  # an echoed request block ends where its tag is
+    # Reasoning models (Qwen3-VL Thinking, served "think" modes) put drafts in <think> blocks: only
+    # the text after them is the answer. An unclosed block means the answer was cut while thinking.
+    text, cut_while_thinking = _without_reasoning(text)
     no_field_reason = f"no {chosen.positive_key} was found in the MLLM answer"
+    if cut_while_thinking:
+        no_field_reason = (
+            "the answer stopped inside the model's reasoning (<think> without </think>): raise "
+            "max_new_tokens, or use the model without its thinking mode"
+        )
     try:
         found = _parse_json(text, chosen, reject) or _parse_keys(text, chosen, reject)
     except Exception as exc:  # a parser bug must never break an edit: fall back visibly
@@ -218,6 +226,22 @@ def parse_refinement(
     snippet = _flatten(raw)[:80]
     warning = f"Prompt refinement fell back to {what}: {reason} (answer starts: {snippet!r})."
     return RefinedPrompt(positive=used, negative=negative, raw=raw, parsed=False, warning=warning)
+
+
+_THINK_BLOCK_RE = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN_RE = re.compile(r"<think>", re.IGNORECASE)
+
+
+def _without_reasoning(text: str) -> tuple[str, bool]:
+    """The answer without ``<think>...</think>`` blocks (and without a trailing unclosed one), and
+    whether such an unclosed block was cut off."""
+    text = _THINK_BLOCK_RE.sub("\n", text)
+    if "</think>" in text.lower():  # a template that opens the block in the prompt: keep what follows
+        text = text[text.lower().rindex("</think>") + len("</think>") :]
+    opened = _THINK_OPEN_RE.search(text)
+    if opened is None:
+        return text, False
+    return text[: opened.start()], True
 
 
 def _comparable(text: str) -> str:

@@ -118,6 +118,23 @@ def test_an_instruction_carrying_an_answer_field_is_never_taken_as_the_answer():
     assert "inside your instruction" in result.warning
 
 
+def test_reasoning_blocks_are_not_the_answer():
+    draft = 'edit_instruction: "Remove the man"'  # a draft inside the reasoning, then the answer
+    answer = f"<think>The user wants a wave. {draft} no, better:</think>\nedit_instruction: {INS}\nnegative_prompt: {NEG}"
+    result = parse_refinement(answer, REQUEST, style=EDIT_INSTRUCTION)
+    assert (result.positive, result.negative, result.parsed) == (INS, NEG, True)
+    # Qwen3 templates may open the block in the prompt: only its closing tag is in the answer.
+    result = parse_refinement(
+        f"{draft}</think>\n\nedit_instruction: {INS}", REQUEST, style="edit_instruction"
+    )
+    assert result.positive == INS
+    cut = parse_refinement(f"<think>The user wants {draft} and then", REQUEST, style=EDIT_INSTRUCTION)
+    assert not cut.parsed and cut.positive == REQUEST
+    assert "stopped inside the model's reasoning" in cut.warning and "max_new_tokens" in cut.warning
+    sd = parse_refinement('<think>x</think>optimized_prompt: "red ball"', REQUEST)
+    assert sd.positive == "red ball"
+
+
 def test_sd_style_ignores_the_instruction_label_and_falls_back_visibly():
     result = parse_refinement(f'edit_instruction: "{INS}"', REQUEST, style=SD_TAGS)
     assert not result.parsed and "no optimized_prompt was found" in result.warning
