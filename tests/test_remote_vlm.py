@@ -16,7 +16,7 @@ from mindedit_core.images import prepare_mllm_image
 from mindedit_core.mllm import GenerationInterrupted, MissingVisionHeadError, PassOptions, require_vision_head
 from mindedit_core.prompting import build_messages
 from mindedit_core.remote import ALLOWED_HOSTS_ENV, API_KEY_ENV, RemoteURLRefused, check_base_url
-from mindedit_core.remote.chat_client import ChatClient, openai_messages
+from mindedit_core.remote.chat_client import ChatClient, ChatRequestError, openai_messages
 from mindedit_core.remote.vlm import RemoteVLM, RemoteVLMError
 
 INSTRUCTION = "make the sky a sunset"
@@ -120,6 +120,16 @@ def test_every_failure_names_the_url_and_the_servers_answer(standin, model, need
     assert f"{standin.base_url}/chat/completions" in message
     for needle in needles:
         assert needle in message, message
+
+
+def test_an_empty_answer_cut_by_max_tokens_says_so_and_is_not_retried():
+    import json
+
+    client = ChatClient("http://127.0.0.1:1/v1", "m")
+    body = {"choices": [{"message": {"content": ""}, "finish_reason": "length"}]}
+    with pytest.raises(ChatRequestError, match="raise max_new_tokens") as info:
+        client._read(200, json.dumps(body).encode(), {}, 0.1)
+    assert not info.value.retryable and info.value.kind == "empty"
 
 
 def test_connection_refused_says_is_the_server_running():

@@ -274,9 +274,16 @@ class ChatClient:
             answer = "".join(part.get("text", "") for part in answer if isinstance(part, dict))
         finish = choice.get("finish_reason") if isinstance(choice, dict) else None
         if not isinstance(answer, str) or not answer.strip():
+            hint = (
+                " It used up max_tokens before answering (a reasoning model may spend them thinking): raise "
+                "max_new_tokens."
+                if finish == "length"
+                else ""
+            )
             raise ChatRequestError(
-                f"{self.url} returned an empty answer (finish_reason: {finish!r}) from model {self.model!r}.",
-                retryable=True,
+                f"{self.url} returned an empty answer (finish_reason: {finish!r}) from model "
+                f"{self.model!r}.{hint}",
+                retryable=finish != "length",
                 kind="empty",
             )
         usage = decoded.get("usage") if isinstance(decoded, dict) else None
