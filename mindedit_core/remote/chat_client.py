@@ -36,7 +36,15 @@ POLL_S = 0.05
 
 # What servers say when a model is missing, or cannot take an image (Ollama, LM Studio, vLLM,
 # llama.cpp's server word it differently; these cover the wordings seen in their sources and issues).
-_MODEL_MISSING = ("not found", "does not exist", "no such model", "unknown model", "not loaded", "pull")
+_MODEL_MISSING = (
+    "not found",  # Ollama: model "x" not found, try pulling it first
+    "does not exist",  # vLLM, OpenAI
+    "no such model",
+    "unknown model",
+    "not loaded",
+    "no models loaded",  # LM Studio
+    "pull",
+)
 _NO_VISION = (
     "image input",
     "does not support image",
