@@ -269,12 +269,19 @@ def test_redirects_are_not_followed(monkeypatch):
         httpd.server_close()
 
 
-def test_training_uses_the_same_client():
+def test_one_chat_client_in_the_codebase():
+    """training.refine_data uses core's client; no other module opens chat completions itself."""
+    from pathlib import Path
+
     import training.refine_data as refine_data
     from mindedit_core.remote import chat_client
 
     assert refine_data.ChatClient is chat_client.ChatClient
-    assert not (
-        refine_data.__file__
-        and __import__("pathlib").Path(refine_data.__file__).with_name("chat_client.py").exists()
-    )
+    root = Path(__file__).resolve().parents[1]
+    senders = [
+        str(path.relative_to(root))
+        for folder in ("mindedit_core", "nodes", "training", "devkit", "bench")
+        for path in (root / folder).rglob("*.py")
+        if "chat/completions" in path.read_text() and "openai_standin" not in path.name
+    ]
+    assert senders == ["mindedit_core/remote/chat_client.py"], senders
