@@ -1,7 +1,8 @@
 """The editor workflows (refine -> Qwen-Image-Edit, refine -> FLUX.1 Kontext) in a real ComfyUI 0.33.
 
-Runs only when ``$COMFYUI_PATH`` is a ComfyUI 0.33 or newer tree (the editors' nodes and widgets are
-those of 0.33), e.g. ``COMFYUI_PATH=/path/to/ComfyUI-0.33.0 pytest -m comfyui tests/test_editor_workflows_comfyui.py``.
+Runs when ``$COMFYUI_PATH`` is a ComfyUI 0.33 or newer tree, or one is extracted at ``.cache/ComfyUI-0.33.0``
+(the editors' nodes and widgets are those of 0.33), e.g.
+``COMFYUI_PATH=/path/to/ComfyUI-0.33.0 pytest -m comfyui tests/test_editor_workflows_comfyui.py``.
 
 - every node type, input, link and widget count is valid against the live ``/object_info``, the
   pack's converter turns each into an API prompt, and ComfyUI's own ``/prompt`` validation finds
@@ -35,17 +36,27 @@ SCALERS = {wf.QWEN_EDIT_WORKFLOW: "ImageScaleToTotalPixels", wf.KONTEXT_WORKFLOW
 SIZE = (640, 480)
 
 
-def _comfyui_033() -> Path:
-    path = os.environ.get("COMFYUI_PATH")
-    if not path:
-        pytest.skip("set COMFYUI_PATH to a ComfyUI 0.33 tree (the editor workflows target 0.33)")
-    version_file = Path(path) / "comfyui_version.py"
+def _version(tree: Path) -> tuple[int, ...]:
+    version_file = tree / "comfyui_version.py"
     text = version_file.read_text() if version_file.is_file() else ""
     version = text.split('__version__ = "', 1)[-1].split('"', 1)[0] if "__version__" in text else "0"
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    if parts < (0, 33):
-        pytest.skip(f"COMFYUI_PATH is ComfyUI {version}; the editor workflows target 0.33")
-    return Path(path)
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def _comfyui_033() -> Path:
+    """``$COMFYUI_PATH`` when it is ComfyUI 0.33 or newer, else ``.cache/ComfyUI-0.33.0`` (where
+    ``tar -xzf ComfyUI-0.33.0.tar.gz -C .cache/`` puts it), else skip saying how to run."""
+    candidates = [
+        os.environ.get("COMFYUI_PATH"),
+        Path(__file__).resolve().parents[1] / ".cache" / "ComfyUI-0.33.0",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "main.py").is_file() and _version(Path(candidate)) >= (0, 33):
+            return Path(candidate)
+    pytest.skip(
+        "the editor workflows target ComfyUI 0.33: set COMFYUI_PATH to a 0.33 tree or extract "
+        "ComfyUI-0.33.0.tar.gz into .cache/ (its requirements installed in the venv)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,28 @@ def _api(env, name):
     prompt = ui_to_api(load_workflow(name), env["info"])
     set_widget(prompt, wf.SOURCE_TITLE, "image", env["painted"])
     return prompt
+
+
+def _shape(entry: dict) -> tuple:
+    """What a workflow depends on in an /object_info entry: input names, sections, kinds, order, outputs
+    (not a combo's choices, which list the files present)."""
+    inputs = {}
+    for section in ("required", "optional"):
+        for input_name, spec in ((entry.get("input") or {}).get(section) or {}).items():
+            inputs[input_name] = (section, "COMBO" if isinstance(spec[0], list) else spec[0])
+    return inputs, entry.get("input_order"), list(entry.get("output") or [])
+
+
+def test_the_stored_snapshot_is_what_comfyui_033_declares(editors):
+    """tests/test_editor_workflows_static.py checks the workflows against this snapshot in the default suite."""
+    from test_editor_workflows_static import SNAPSHOT
+
+    snapshot = {k: v for k, v in json.loads(SNAPSHOT.read_text()).items() if not k.startswith("_")}
+    live = editors["info"]
+    used = {n["type"] for name in wf.EDITOR_WORKFLOWS for n in load_workflow(name)["nodes"]}
+    assert {t for t in used if t in live and not t.startswith("MindEdit")} == set(snapshot)
+    for node_type, entry in snapshot.items():
+        assert _shape(entry) == _shape(live[node_type]), node_type
 
 
 @pytest.mark.parametrize("name", sorted(wf.EDITOR_WORKFLOWS))
