@@ -193,6 +193,38 @@ def test_connection_refused_and_timeout_give_their_messages(remote):
     assert "did not answer within 1 s (timeout)" in message
 
 
+def test_the_embeds_nodes_refuse_the_remote_vlm_and_say_why(remote):
+    before = len(remote["standin"].requests)
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": remote["painted"]}},
+        "2": {
+            "class_type": "MindEditRemoteVLM",
+            "inputs": {
+                "base_url": remote["standin"].base_url,
+                "model": "m",
+                "timeout_s": 30,
+                "max_retries": 0,
+            },
+        },
+        "3": {
+            "class_type": "MindEditInsightEmbeds",
+            "inputs": {
+                "mllm": ["2", 0],
+                "image": ["1", 0],
+                "instruction": "make it autumn",
+                "seed": 0,
+                "max_new_tokens": 64,
+                "max_image_side": 384,
+            },
+        },
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
+    }
+    result = remote["client"].run(prompt, timeout=120)
+    assert result.status == "error" and result.error.node_type == "MindEditInsightEmbeds"
+    assert "hidden states the MIND-Edit vision head reads" in result.error.exception_message
+    assert len(remote["standin"].requests) == before, "refused before anything was sent"
+
+
 def test_cancel_returns_within_a_second_while_the_server_stalls(remote):
     client, standin = remote["client"], remote["standin"]
     before = len(standin.requests)
