@@ -13,10 +13,14 @@ In the edit-instruction style (for Qwen-Image-Edit, FLUX.1 Kontext and other ins
 the positive field is ``edit_instruction``: one imperative sentence naming what changes, how it
 looks afterwards and what stays unchanged.
 
-The same `PROMPT_VERSION` is used to build training data (``training/refine_data.py`` sends
-`SYSTEM_PROMPT` + `refinement_request_text` to an OpenAI-style endpoint), as the supervised target
-(`format_refinement`) and at inference (`build_messages`), so a fine-tuned model sees at inference
-exactly the prompt it was trained on. Change the wording only together with a new `PROMPT_VERSION`.
+The same prompt is used to build training data (``training/refine_data.py`` sends `SYSTEM_PROMPT` +
+`refinement_request_text` to an OpenAI-style endpoint), as the supervised target (`format_refinement`)
+and at inference (`build_messages`), so a fine-tuned model sees at inference exactly the prompt it was
+trained on. The version recorded with refine caches and checkpoints is derived from each style's text
+(`prompt_version`): the style's hand-kept label (`PromptStyle.version`) when its text is the one pinned
+for that label in `PINNED_FINGERPRINTS`, else the label plus the text's fingerprint. A changed wording
+therefore never reuses old refine caches silently, and caches and checkpoints of an unchanged prompt
+keep loading. After a deliberate change, bump the style's label and pin its fingerprint.
 
 `parse_refinement` never raises: it accepts the answer shapes real models produce (quotes, newlines,
 markdown, JSON, the paper's ``<optimized_prompt:"..." negative_prompt:"...">`` form, a missing negative,
@@ -35,14 +39,19 @@ LLaVA-OneVision): one explicit two-line output format, one worked example, short
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 
 from .prompt_styles import MASK_OUTLINE_COLOR_NAME, SD_TAGS, PromptStyle, style_named
 
-# The method's style (SD tag prompts): its version is what checkpoints record as their prompt version.
-PROMPT_VERSION = SD_TAGS.version
+# The method's style's label; the version recorded with caches and checkpoints is derived (see `PROMPT_VERSION`).
+PROMPT_LABEL = SD_TAGS.version
+# The text fingerprint (`prompt_fingerprint`) each released label stands for: a recorded bare label
+# means exactly that text (caches and checkpoints written before versions carried fingerprints).
+PINNED_FINGERPRINTS = {"mindedit-refine-v2": "dacc590edbc4", "mindedit-instruct-v1": "df0fd56b04b5"}
+
 SYSTEM_PROMPT = SD_TAGS.system_prompt
 
 # The user's words travel between these delimiters, so the model (and the parser) can tell them
@@ -124,6 +133,42 @@ def format_refinement(positive: str, negative: str, *, style: PromptStyle | str 
     """The canonical answer text: the supervised target in training, and what `parse_refinement` reads best."""
     key = style_named(style).positive_key
     return f'{key}: "{_flatten(positive)}"\nnegative_prompt: "{_flatten(negative)}"'
+
+
+def prompt_texts(style: PromptStyle | str | None = None) -> tuple[str, ...]:
+    """Every text the MLLM is given or trained to write in ``style`` (default SD tags), with a
+    placeholder instruction: the system prompt, the user turn with and without a mask, the answer format."""
+    chosen = style_named(style)
+    placeholder = "{instruction}"
+    return (
+        chosen.system_prompt,
+        refinement_request_text(placeholder, with_mask=False, style=chosen),
+        refinement_request_text(placeholder, with_mask=True, style=chosen),
+        format_refinement("{positive}", "{negative}", style=chosen),
+    )
+
+
+def prompt_fingerprint(
+    texts: tuple[str, ...] | None = None, *, style: PromptStyle | str | None = None
+) -> str:
+    """12 hex digits of the SHA-256 of `prompt_texts` (or ``texts``): changes with any wording change."""
+    digest = hashlib.sha256()
+    for text in prompt_texts(style) if texts is None else texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()[:12]
+
+
+def prompt_version(
+    label: str | None = None, fingerprint: str | None = None, *, style: PromptStyle | str | None = None
+) -> str:
+    """The version to record for ``style`` (default SD tags): ``label`` (default the style's) when the
+    text is the one pinned for it, else ``"<label>+<fingerprint>"`` (a text that differs from its
+    label's pin cannot pass for it)."""
+    chosen = style_named(style)
+    label = chosen.version if label is None else label
+    fingerprint = prompt_fingerprint(style=chosen) if fingerprint is None else fingerprint
+    return label if PINNED_FINGERPRINTS.get(label) == fingerprint else f"{label}+{fingerprint}"
 
 
 @dataclass
@@ -388,3 +433,8 @@ def _clean_value(value) -> str:
 def _flatten(text: str) -> str:
     """One line, single spaces: SD prompts do not need newlines, and training targets stay canonical."""
     return re.sub(r"\s+", " ", text.replace('"', "'")).strip()
+
+
+# What refine caches (their keys and entries) and checkpoints record, and what they are checked against
+# (derived from the text, so computed once every text-building function above is defined).
+PROMPT_VERSION = prompt_version()

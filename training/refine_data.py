@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from mindedit_core.prompt_styles import SD_TAGS, STYLE_NAMES, PromptStyle, style_named
-from mindedit_core.prompting import RefinedPrompt, build_messages, parse_refinement
+from mindedit_core.prompting import RefinedPrompt, build_messages, parse_refinement, prompt_version
 from mindedit_core.remote.chat_client import ChatClient, ChatRequestError, openai_messages
 
 from .data.record import EditRecord, image_bytes
@@ -81,7 +81,7 @@ def job_key(
     mask = image_bytes(record.mask) if (use_mask and record.mask is not None) else None
     return request_key(
         model=model,
-        prompt_version=style_named(style).version,
+        prompt_version=prompt_version(style=style),
         record_id=record.id,
         instruction=record.instruction,
         image=image_bytes(record.source),
@@ -118,7 +118,7 @@ def _entry(job: RefineJob, model: str, style: PromptStyle, **fields) -> CacheEnt
         key=job.key,
         id=job.record_id,
         model=model,
-        prompt_version=style.version,
+        prompt_version=prompt_version(style=style),
         instruction=job.instruction,
         **fields,
     )
@@ -254,13 +254,13 @@ def local_answer_fn(
     max_side: int | None = DEFAULT_MAX_SIDE,
     style: PromptStyle | str | None = None,
 ) -> AnswerFn:
-    """Answers from a local LLaVA-OneVision folder through the core loader (no API needed).
+    """Answers from a local VLM folder (any supported family) through the core loader (no API needed).
 
     ``max_side`` is the longest image side the MLLM reads, the same setting the cache key records
     (``None`` keeps the original size)."""
     import threading
 
-    from mindedit_core.mllm import load_mllm
+    from mindedit_core.mllm import PassRequest, load_mllm
 
     mllm = load_mllm(model_dir, checkpoint_dir=checkpoint_dir, max_side=max_side)
     lock = threading.Lock()  # one model, one request at a time
@@ -268,15 +268,14 @@ def local_answer_fn(
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
         # The runner prepares the image itself (resize, mask outline): give it the originals.
         mask = record.load_mask() if with_mask else None
+        options = mllm.default_options.with_overrides(
+            max_new_tokens=max_new_tokens, style=style_named(style).name
+        )
         with lock:
-            refined = mllm.refine(
-                record.load_source(),
-                record.instruction,
-                mask=mask,
-                max_new_tokens=max_new_tokens,
-                style=style_named(style).name,
+            result = mllm.run(
+                PassRequest(record.load_source(), record.instruction, mask=mask, options=options)
             )
-        return refined.raw, 1
+        return result.text, 1
 
     return answer
 
@@ -313,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--max-retries", type=int, default=6)
     api.add_argument("--timeout", type=float, default=120.0)
     local = p.add_argument_group("local MLLM instead of an endpoint")
-    local.add_argument("--local-mllm", default=None, help="LLaVA-OneVision folder (transformers format)")
+    local.add_argument("--local-mllm", default=None, help="a supported VLM folder (transformers format)")
     local.add_argument("--local-checkpoint", default=None, help="optional MIND-Edit checkpoint folder")
     p.add_argument("--quiet", action="store_true")
     return p

@@ -1,14 +1,14 @@
 """`RemoteVLM`: the refinement pass answered by a VLM that an OpenAI-compatible server serves.
 
-It satisfies the MLLM protocol (`mindedit_core.mllm.protocol.MindEditMLLMLike`) for prompts only:
-the refine node, the pass cache and its status line use it exactly like a local VLM. It sends the
+It satisfies the one pass contract (`mindedit_core.mllm.protocol`: ``run(PassRequest) -> PassResult``)
+for prompts only: the refine node, the pass cache and its status line use it exactly like a local VLM. It sends the
 same chat messages a local model reads (`mindedit_core.prompting.build_messages`, the chosen
 style) with the same image prepared at the same budget (`mindedit_core.images.prepare_mllm_image`:
 ``max_image_side``, the mask outlined), through the pack's one chat client. Answers go through the
 same parser and its visible fallback.
 
-It has no hidden states, so no vision head can read them: `refine_and_embed` refuses and says why
-(``no_head_reason``, which `require_vision_head` reports before anything runs).
+It has no hidden states, so no vision head can read them: a request for embeddings is refused with
+the reason (``no_head_reason``, which `require_vision_head` also reports before anything runs).
 
 Every request re-checks the URL policy and reads the API key from the environment
 (`mindedit_core.remote.policy`); nothing secret is stored on the object or in its description.
@@ -19,14 +19,19 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..images import mask_is_empty, prepare_mllm_image
 from ..mllm.options import PassOptions
-from ..mllm.protocol import GenerationInterrupted, MissingVisionHeadError
-from ..prompting import RefinedPrompt, build_messages, parse_refinement
+from ..mllm.protocol import (
+    GenerationInterrupted,
+    MissingVisionHeadError,
+    PassCalls,
+    PassRequest,
+    PassResult,
+)
+from ..prompting import build_messages, parse_refinement
 from .chat_client import ChatCancelled, ChatClient, ChatRequestError, openai_messages
 from .policy import API_KEY_ENV, api_key, check_base_url
 
@@ -49,16 +54,10 @@ _BLIND_ANSWER = re.compile(
 
 
 @dataclass
-class RemoteResult:
-    """Like `MindEditResult`: ``refined``, ``v_insight`` (always None), ``text``, token counts as the
-    server reports them (0 when it does not), timings and the bytes sent."""
+class RemoteResult(PassResult):
+    """A `PassResult` (``v_insight`` always None; token counts as the server reports them, 0 when it
+    does not) with the bytes sent."""
 
-    refined: RefinedPrompt
-    v_insight: Any
-    text: str
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    timings: dict = field(default_factory=dict)
     request_bytes: int = 0
     image_bytes: int = 0
 
@@ -70,7 +69,7 @@ def png_bytes(image) -> bytes:
 
 
 @dataclass
-class RemoteVLM:
+class RemoteVLM(PassCalls):
     """A chat-completions endpoint and model; ``timeout_s`` per attempt, ``max_retries`` after it."""
 
     base_url: str
@@ -128,19 +127,14 @@ class RemoteVLM:
         messages = openai_messages(build_messages(instruction, with_mask=with_mask, style=opts.style), png)
         return self.client(opts), messages, png
 
-    def refine_full(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_token: Callable[[int, int], None] | None = None,
-    ) -> RemoteResult:
+    def run(self, request: PassRequest) -> RemoteResult:
         """The refined prompts from the server (raises `RemoteVLMError`; `GenerationInterrupted` on
-        Cancel, with the request dropped)."""
-        opts = options or self.default_options
+        Cancel, with the request dropped; `MissingVisionHeadError` for embeddings)."""
+        if request.wants_embeds:
+            raise MissingVisionHeadError(self.no_head_reason)
+        image, instruction, mask = request.image, request.instruction, request.mask
+        should_stop, on_token = request.should_stop, request.on_token
+        opts = request.options or self.default_options
         if should_stop is not None and should_stop():
             raise GenerationInterrupted("The remote VLM request was cancelled before it was sent.")
         started = time.perf_counter()
@@ -179,19 +173,3 @@ class RemoteVLM:
             request_bytes=len(body),
             image_bytes=len(png),
         )
-
-    def refine(self, image: Any, instruction: str, **kwargs) -> RefinedPrompt:
-        return self.refine_full(image, instruction, **kwargs).refined
-
-    def refine_and_embed(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_token: Callable[[int, int], None] | None = None,
-    ) -> RemoteResult:
-        """Always refused: a served model returns text, never the hidden states a head reads."""
-        raise MissingVisionHeadError(self.no_head_reason)
