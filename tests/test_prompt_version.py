@@ -27,7 +27,7 @@ def _edited_prompting(tmp_path: Path, old: str, new: str):
     own package (a fresh process would see it so)."""
     sources = {
         name: (Path(prompting.__file__).parent / name).read_text(encoding="utf-8")
-        for name in ("prompting.py", "prompt_styles.py")
+        for name in ("prompting.py", "prompt_styles.py", "instruction_checks.py")
     }
     holders = [name for name, text in sources.items() if old in text]
     assert holders, old
