@@ -286,6 +286,8 @@ def _train_locked(
                 samples_seen += batch["input_ids"].shape[0] * world
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(joint.parameters(), cfg.max_grad_norm)
+            # The lr this step's update used: read before scheduler.step() sets the next step's.
+            lr_used = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -296,7 +298,7 @@ def _train_locked(
             names = sorted(sums)
             means = accelerator.reduce(torch.stack([sums[k] for k in names]).to(accelerator.device), "mean")
             averaged = {k: float(v) for k, v in zip(names, means.tolist())}
-            record = {"step": global_step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **averaged}
+            record = {"step": global_step, "epoch": epoch, "lr": lr_used, **averaged}
             record["samples_per_s"] = samples_seen / max(1e-9, time.perf_counter() - started)
             result.history.append(record)
             metrics_log.write(record)
