@@ -35,6 +35,7 @@ from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_laye
 from .collate import EditTrainDataset, collate
 from .config import TrainConfig, build_config
 from .export import export_trained
+from .fsdp_wrap import configure_fsdp_wrap
 from .joint_model import JointModel, unwrap_peft
 from .metrics_log import MetricsLog, format_metrics
 from .model_setup import (
@@ -217,6 +218,8 @@ def _train_locked(
     total_steps = cfg.max_steps or per_epoch * cfg.epochs
     optimizer = torch.optim.AdamW(param_groups(joint, cfg))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        configure_fsdp_wrap(accelerator.state.fsdp_plugin, joint.mllm)  # this family's layer classes
     joint, optimizer = accelerator.prepare(joint, optimizer)
     sharded = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
     if accelerator.distributed_type == DistributedType.DEEPSPEED and cfg.grad_accum > 1:
