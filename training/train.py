@@ -47,6 +47,7 @@ from .model_setup import (
     resolve_precision,
 )
 from .output_lock import lock_output_folder
+from .parent_watch import watch_launcher
 from .schedule import epoch_order, make_scheduler, steps_per_epoch
 from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
@@ -165,6 +166,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
     from accelerate.utils import DistributedDataParallelKwargs
 
     cfg.validate()
+    watch_launcher()  # a worker of `accelerate launch` / torchrun stops when the launcher is killed
     precision = resolve_precision(cfg.precision)
     ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=cfg.variant == "head_only")
     accelerator = Accelerator(
