@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord
 from .target_store import MANIFEST_NAME, SHARD_GLOB, UNCONDITIONAL_NAME, TargetStore, target_key
 
@@ -188,7 +189,7 @@ def _bar(total: int, enabled: bool, initial: int):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .data.loader import DATASET_FORMATS, load_records, parse_column_map
+    from .data.loader import DATASET_FORMATS
 
     p = argparse.ArgumentParser(
         prog="python -m training.build_targets",
@@ -209,8 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store-dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
+    add_verbose_flag(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .data.loader import load_records, parse_column_map
+
     records = load_records(args.format, args.data, column_map=parse_column_map(args.column_map))
     if args.limit is not None:
         records = records[: args.limit]

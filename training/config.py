@@ -106,6 +106,17 @@ class TrainConfig:
                 f"variant {self.variant!r} trains the vision head: pass targets= (the folder from "
                 "`python -m training.build_targets`)"
             )
+        if self.refined and not Path(self.refined).expanduser().is_file():
+            problems.append(
+                f"refined={self.refined} does not exist: write it with `python -m training.refine_data "
+                f"--data {self.data or '<data>'} --out {self.refined} ...`, or fix the path"
+            )
+        if self.split and self.split not in ("all", "none") and not Path(self.split).expanduser().is_file():
+            problems.append(
+                f"split={self.split} does not exist: write it with `python -m training.data.split --format "
+                f"{self.data_format} --data {self.data or '<data>'} --out {self.split}`, leave split unset "
+                "for the dataset's own manifest, or pass split=all"
+            )
         if self.batch_size < 1 or self.grad_accum < 1:
             problems.append("batch_size and grad_accum must be >= 1")
         if problems:

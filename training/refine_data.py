@@ -36,6 +36,7 @@ from mindedit_core.prompting import (
 )
 
 from .chat_client import ChatClient, ChatRequestError, refinement_messages
+from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord, image_bytes
 from .mllm_inputs import record_image
 from .refine_cache import (
@@ -305,10 +306,16 @@ def select_records(args) -> Sequence[EditRecord]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_verbose_flag(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
     )
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     records = select_records(args)
     if args.local_mllm:
         model_name = f"local:{os.path.basename(os.path.normpath(args.local_mllm))}"

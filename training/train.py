@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Subset
 
 from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
 
+from .cli_errors import add_verbose_flag, run_command
 from .collate import EditTrainDataset, collate
 from .config import TrainConfig, build_config
 from .export import export_trained
@@ -376,8 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_verbose_flag(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     explicit = {
         k: getattr(args, k)
         for k in ("model", "data", "data_format", "refined", "targets", "output_dir", "variant", "max_steps")
