@@ -56,6 +56,8 @@ from .train_data import select_training_records
 
 log = logging.getLogger("training.train")
 
+TRAIN_DATA_FILE = "train_data.json"  # <out>/train_data.json: the dataset, split and record ids trained on
+
 
 class SimulatedKill(RuntimeError):
     """Raised by ``debug_stop_after`` (tests): the run stops as if killed right after a state save."""
@@ -201,6 +203,9 @@ def _train_locked(
 
     targets = TargetStore(cfg.targets) if cfg.uses_head else None
     records = select_training_records(cfg, targets=targets)
+    if accelerator.is_main_process:  # what this run trains on (also in the checkpoint's manifest)
+        record = {"data": records.provenance, "trained_ids": records.ids()}
+        (out / TRAIN_DATA_FILE).write_text(json.dumps(record, indent=1))
     joint, processor, layer = build_joint_model(cfg, targets, precision, records.ids())
     tokenizer = getattr(processor, "tokenizer", processor)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -347,6 +352,8 @@ def _train_locked(
         global_step=global_step,
         final_metrics=result.history[-1] if result.history else None,
         negative_embeds=targets.unconditional(cfg.head_kind) if targets is not None else None,
+        data=records.provenance,
+        trained_ids=records.ids(),
     )
     metrics_log.close()
     accelerator.wait_for_everyone()
