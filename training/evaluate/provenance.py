@@ -144,7 +144,12 @@ def split_overlap(
         return None
     else:
         overlap = trained & evaluated
-        how = f"trained on {len(trained)} records ({data.get('split') or train.get('split') or 'default split'})"
+        split = data.get("split") or train.get("split")
+        how = (
+            f"trained with split=all on {len(trained)} records (test records included)"
+            if split in ("all", "none")
+            else f"trained on {len(trained)} records (split {split or 'of the dataset'})"
+        )
     if not overlap:
         return None
     return {
