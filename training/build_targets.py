@@ -27,6 +27,7 @@ import torch
 
 from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord
+from .parent_watch import watch_launcher
 from .shards import Shard, shard_from_env
 from .target_store import MANIFEST_NAME, SHARD_GLOB, UNCONDITIONAL_NAME, TargetStore, target_key
 
@@ -292,6 +293,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.data or not args.clip:
         raise ValueError("--data and --clip are required (the dataset and the CLIP encoder), unless --merge.")
     shard = shard_from_env()
+    watch_launcher()  # under torchrun: stop when the launcher is killed
     records = load_records(args.format, args.data, column_map=parse_column_map(args.column_map))
     if args.limit is not None:
         records = records[: args.limit]

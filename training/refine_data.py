@@ -43,6 +43,7 @@ from .chat_client import ChatClient, ChatRequestError, refinement_messages
 from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord, image_bytes
 from .mllm_inputs import record_image
+from .parent_watch import watch_launcher
 from .refine_cache import (
     STATUS_ERROR,
     STATUS_OK,
@@ -338,6 +339,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--data is required (the local dataset to refine), unless --merge.")
     shard = shard_from_env()
     records = shard.view(select_records(args))
+    watch_launcher()  # under torchrun: stop when the launcher is killed
     if args.local_mllm:
         model_name = f"local:{os.path.basename(os.path.normpath(args.local_mllm))}"
         if args.local_checkpoint:
