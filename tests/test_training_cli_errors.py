@@ -41,7 +41,7 @@ def _train_args(inputs, tmp_path, **paths):
 @pytest.mark.parametrize(
     ("paths", "extra", "expected"),
     [
-        ({"model": "/no/such/model"}, ["split=all"], "MLLM folder not found: /no/such/model"),
+        ({"model": "/no/such/model"}, ["split=all"], "MLLM folder not found:"),
         ({"data": "/no/such/data"}, ["split=all"], "hf download BryanW/HumanEdit"),
         ({"targets": "/no/such/targets"}, ["split=all"], "python -m training.build_targets"),
         ({}, ["split=/no/such/split.json"], "python -m training.data.split"),
@@ -51,8 +51,12 @@ def _train_args(inputs, tmp_path, **paths):
 def test_train_wrong_paths_are_one_line_with_the_fix(
     training_inputs, tmp_path, capsys, paths, extra, expected
 ):
+    missing = str(tmp_path / "missing")  # never created: a wrong path must not be written either
+    paths = {k: v.replace("/no/such", missing) for k, v in paths.items()}
+    extra = [e.replace("/no/such", missing) for e in extra]
     code = train.main(_train_args(training_inputs, tmp_path, **paths) + extra)
     line = _one_line_error(capsys, code)
+    assert not (tmp_path / "missing").exists()
     assert expected in line
 
 

@@ -106,6 +106,15 @@ class TrainConfig:
                 f"variant {self.variant!r} trains the vision head: pass targets= (the folder from "
                 "`python -m training.build_targets`)"
             )
+        if self.batch_size < 1 or self.grad_accum < 1:
+            problems.append("batch_size and grad_accum must be >= 1")
+        if problems:
+            raise ValueError("Invalid training config: " + "; ".join(problems) + ".")
+        return self
+
+    def check_paths(self) -> TrainConfig:
+        """The named input files exist (a missing one is named with the command that writes it)."""
+        problems = []
         if self.refined and not Path(self.refined).expanduser().is_file():
             problems.append(
                 f"refined={self.refined} does not exist: write it with `python -m training.refine_data "
@@ -117,10 +126,8 @@ class TrainConfig:
                 f"{self.data_format} --data {self.data or '<data>'} --out {self.split}`, leave split unset "
                 "for the dataset's own manifest, or pass split=all"
             )
-        if self.batch_size < 1 or self.grad_accum < 1:
-            problems.append("batch_size and grad_accum must be >= 1")
         if problems:
-            raise ValueError("Invalid training config: " + "; ".join(problems) + ".")
+            raise FileNotFoundError("Invalid training config: " + "; ".join(problems) + ".")
         return self
 
     @property

@@ -197,6 +197,7 @@ def _train_locked(
     from accelerate.utils import DistributedType
 
     rank, world = accelerator.process_index, accelerator.num_processes
+    cfg.check_paths()
     if accelerator.is_main_process:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     torch.manual_seed(cfg.seed)  # same LoRA/head init on every process
