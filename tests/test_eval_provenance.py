@@ -110,17 +110,13 @@ def _data_dir(trained):
 
 def _scored_run(folder, data_dir, sd_dir, sources, *, allow, manifest=None):
     """A refined_only run of 3 items with a stub MLLM, scored (PSNR), with the provenance generate records."""
+    from fixtures_eval import StubMLLM
+
     from training.evaluate import Conditioner, DiffusionSettings, EditPipelines, make_run_info, run_generate
     from training.evaluate.conditioning import PRESETS
     from training.evaluate.provenance import dataset_provenance, decoding_of
     from training.evaluate.score import ScoreSettings, score_run
     from training.evaluate.selection import DatasetSelection, load_selection
-
-    class Stub:
-        def refine(self, image, instruction, **kwargs):
-            from mindedit_core.prompting import parse_refinement
-
-            return parse_refinement('optimized_prompt: "a red square"\nnegative_prompt: "blur"', instruction)
 
     selection = DatasetSelection(format="humanedit", path=str(data_dir), limit=3, split_manifest=manifest)
     stats: dict = {}
@@ -129,7 +125,7 @@ def _scored_run(folder, data_dir, sd_dir, sources, *, allow, manifest=None):
     overlaps = check_split_overlap(sources, [r.id for r in records], "humanedit", str(data_dir), allow=allow)
     provenance = {
         "dataset": dataset_provenance(selection.to_json(), stats["num_records"], len(records)),
-        "decoding": decoding_of(Stub(), 48),
+        "decoding": decoding_of(StubMLLM(), 48),
         "training": {role: training_summary(s) for role, s in sources.items()},
         "sd_model_synthetic": is_synthetic(sd_dir),
     }
@@ -137,7 +133,7 @@ def _scored_run(folder, data_dir, sd_dir, sources, *, allow, manifest=None):
     info = make_run_info(
         PRESETS["refined_only"], settings.to_json(), selection.to_json(), 0, extra, sources=sources
     )
-    conditioner = Conditioner(PRESETS["refined_only"], mllm=Stub())
+    conditioner = Conditioner(PRESETS["refined_only"], mllm=StubMLLM())
     run_generate(records, EditPipelines(settings), conditioner, folder, run_info=info)
     score_run(folder, ScoreSettings(metrics=("psnr",), resolution=64), selection=selection)
     return folder
