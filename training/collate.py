@@ -2,13 +2,15 @@
 
 The prompt is built the way `mindedit_core.mllm.MindEditMLLM.prepare_inputs` builds it (same image
 preparation, the family's chat messages, generation prompt appended), so what the fine-tuned model
-learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
-token ``<|im_end|>`` (so the model learns to stop); its token ids are appended to the prompt ids,
+learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the
+family's end-of-answer token (``<|im_end|>``, Gemma 4's ``<turn|>``: the model learns to stop); its token ids
+are appended to the prompt ids,
 exactly the sequence generation produces. Labels are -100 everywhere except the answer.
 
 Image tensors are the family's (`MLLMFamily.image_input_keys`) and are batched its way: LLaVA-OneVision's
 tiles padded into ``[B, tiles, C, H, W]`` (the model strips the padding using ``image_sizes``),
-Qwen's flat patch rows concatenated with one ``image_grid_thw`` row per image.
+Qwen's flat patch rows concatenated with one ``image_grid_thw`` row per image, Gemma 4's fixed-size patch
+tensors stacked.
 
 ``prompt_mask`` marks the prompt positions: the vision head pools over those only, as at inference
 (where no answer exists yet). Under causal attention the prompt's hidden states do not depend on the
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from mindedit_core.mllm.families import family_of_processor
+from mindedit_core.mllm.families import MLLMFamily, family_of_processor
 from mindedit_core.prompting import format_refinement
 
 from .data.record import EditRecord
@@ -33,12 +35,12 @@ IGNORE_INDEX = -100
 END_TOKEN = "<|im_end|>"
 
 
-def end_token_ids(tokenizer) -> list[int]:
-    """The id(s) of the end-of-turn token (``<|im_end|>`` in LLaVA-OneVision's Qwen2 vocabulary)."""
-    ids = tokenizer(END_TOKEN, add_special_tokens=False)["input_ids"]
+def end_token_ids(tokenizer, end_token: str = END_TOKEN) -> list[int]:
+    """The id(s) of the end-of-turn token (``<|im_end|>`` in the Qwen2 vocabularies)."""
+    ids = tokenizer(end_token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         if tokenizer.eos_token_id is None:
-            raise ValueError(f"The tokenizer has no single {END_TOKEN!r} token and no eos token.")
+            raise ValueError(f"The tokenizer has no single {end_token!r} token and no eos token.")
         return [int(tokenizer.eos_token_id)]
     return [int(ids[0])]
 
@@ -56,6 +58,7 @@ class EditTrainDataset(Dataset):
         target_kind: str,
         use_mask: bool,
         max_side: int | None,
+        family: MLLMFamily | None = None,
     ) -> None:
         self.records = records
         self.processor = processor
@@ -65,8 +68,9 @@ class EditTrainDataset(Dataset):
         self.target_kind = target_kind
         self.use_mask = use_mask
         self.max_side = max_side
-        self.family = family_of_processor(processor)
-        self._end_ids = end_token_ids(self.tokenizer)
+        # Qwen3-VL and Qwen3.5 share a processor class: callers that know the model pass its family.
+        self.family = family or family_of_processor(processor)
+        self._end_ids = end_token_ids(self.tokenizer, self.family.end_of_answer)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -77,7 +81,7 @@ class EditTrainDataset(Dataset):
     def encode(self, record: EditRecord) -> dict:
         image, with_mask = record_image(record, use_mask=self.use_mask, max_side=self.max_side)
         messages = self.family.messages(record.instruction, with_mask=with_mask)
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = self.family.render_prompt(self.processor, messages)
         enc = self.processor(images=image, text=prompt, return_tensors="pt")
         prompt_ids = enc["input_ids"][0]
         answer_ids = torch.empty(0, dtype=prompt_ids.dtype)
@@ -96,6 +100,7 @@ class EditTrainDataset(Dataset):
             "labels": labels,
             "prompt_len": len(prompt_ids),
             "image_batching": self.family.image_batching,
+            "image_keys": self.family.image_input_keys,
             **self.family.per_sample_image_inputs(enc),
         }
         sample["token_aligned"] = tuple(k for k in self.family.token_aligned_keys if k in enc)
@@ -146,6 +151,8 @@ def _batch_images(samples: list[dict]) -> dict:
             "pixel_values": torch.cat([s["pixel_values"] for s in samples]),
             "image_grid_thw": torch.cat([s["image_grid_thw"] for s in samples]),
         }
+    if layout == "stacked":
+        return {key: torch.stack([s[key] for s in samples]) for key in samples[0]["image_keys"]}
     if layout != "padded_tiles":
         raise ValueError(f"Unknown image batching {layout!r}.")
     most_patches = max(s["pixel_values"].shape[0] for s in samples)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from mindedit_core.mllm.loading import check_mllm_folder
 from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
 
 from .collate import EditTrainDataset, collate
@@ -80,7 +81,14 @@ def build_joint_model(
         weights_dtype=torch.bfloat16 if lora_bf16 else torch.float32,
         attn_implementation=cfg.attn_implementation,
     )
-    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name)
+    family = check_mllm_folder(cfg.model)[1]
+    layer = resolve_layer(
+        cfg.layer,
+        num_layers(model),
+        model_name=Path(cfg.model).name,
+        default=family.default_layer(model.config),
+    )
+    family.check_layer(model.config, layer)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -109,13 +117,17 @@ def build_joint_model(
     return joint, processor, layer
 
 
-def resolve_layer(requested: int | None, depth: int, *, model_name: str = "the model") -> int:
-    """Layer m: the configured one, else 3/4 of the model's depth (21 of 28, 3 of 4)."""
-    layer = requested if requested is not None else default_layer(depth)
+def resolve_layer(
+    requested: int | None, depth: int, *, model_name: str = "the model", default: int | None = None
+) -> int:
+    """Layer m: the configured one, else ``default`` (the family's: 3/4 of the model's depth, 21 of 28,
+    3 of 4, where generation computes that layer for the whole prompt)."""
+    default = default_layer(depth) if default is None else default
+    layer = requested if requested is not None else default
     if not 1 <= layer <= depth:
         raise ValueError(
             f"layer={layer} is outside {model_name}'s decoder layers: it has {depth} (1..{depth}). Leave "
-            f"`layer` unset for 3/4 of the depth (layer {default_layer(depth)} here), or set one in 1..{depth}."
+            f"`layer` unset for 3/4 of the depth (layer {default} here), or set one in 1..{depth}."
         )
     return layer
 
@@ -208,6 +220,7 @@ def _train_locked(
         target_kind=cfg.head_kind,
         use_mask=cfg.use_mask,
         max_side=cfg.max_side,
+        family=check_mllm_folder(cfg.model)[1],
     )
     collate_fn = partial(collate, pad_token_id=pad_id)
     n = len(dataset)

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..images import mask_is_empty, prepare_mllm_image
 from ..prompting import PROMPT_VERSION, RefinedPrompt, parse_refinement
-from ..vision_head import VisionHead, default_layer
+from ..vision_head import VisionHead
 from .families import MLLMFamily, family_of
 from .hooks import capture_layer, find_decoder_layers, run_until_captured
 from .options import PassOptions
@@ -120,7 +120,10 @@ class MindEditMLLM:
         # A plus checkpoint's stored blank-image negative (`mindedit_core.checkpoint.negative`), or None.
         self.negative_embeds = negative_embeds
         self.num_layers = len(find_decoder_layers(model))
-        self.layer = layer or (head.config.layer if head is not None else default_layer(self.num_layers))
+        self.layer = layer or (
+            head.config.layer if head is not None else self.family.default_layer(model.config)
+        )
+        self.family.check_layer(model.config, self.layer)
         if head is not None and head.config.layer != self.layer:
             raise ValueError(f"The head reads layer {head.config.layer}, but layer={self.layer} was given.")
         self.prompt_version = PROMPT_VERSION
@@ -167,7 +170,7 @@ class MindEditMLLM:
         with_mask = not mask_is_empty(mask)
         pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=side)
         messages = self.family.messages(instruction, with_mask=with_mask)
-        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.family.render_prompt(self.processor, messages)
         inputs = self.processor(images=pil, text=text, return_tensors="pt")
         device, dtype = self.device, self.dtype
         moved = {}

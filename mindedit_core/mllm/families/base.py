@@ -38,7 +38,16 @@ class MLLMFamily:
     ``[B, tiles, C, H, W]`` tensor padded to the most tiles; ``"flat_patches"``: all images' patches
     concatenated, with a per-image grid). ``token_aligned_keys``: processor outputs with one value
     per token that the model needs besides the ids (Qwen's ``mm_token_type_ids`` for its multi-axis
-    RoPE, returned by transformers 5.x)."""
+    RoPE, returned by transformers 5.x). ``image_batching="stacked"``: every image tensor has the same
+    shape whatever the image (Gemma 4 pads its patches to the token budget), so a batch stacks them.
+    ``end_of_answer``: the token that closes an assistant turn in the chat template (training appends
+    it to the supervised answer so the model learns to stop). ``chat_template_options``: keyword
+    arguments for ``apply_chat_template`` (e.g. thinking off for models that think by default).
+    ``image_tokens_follow_side``: False where the processor resizes every image to a fixed token
+    budget, so ``max_image_side`` bounds the detail, not the number of visual tokens.
+    ``kv_shared_layers_key``: the text-config field counting trailing decoder layers that reuse earlier
+    layers' keys and values (Gemma 4 E2B/E4B); ``generate`` runs those on the last prompt position
+    only, so layer m must come before them (`readable_layers`)."""
 
     model_type: str
     display_name: str
@@ -53,6 +62,10 @@ class MLLMFamily:
     image_after_text: bool = False
     token_aligned_keys: tuple[str, ...] = ()
     tokens_per_image_note: str = ""
+    end_of_answer: str = "<|im_end|>"
+    chat_template_options: tuple[tuple[str, Any], ...] = ()
+    image_tokens_follow_side: bool = True
+    kv_shared_layers_key: str = ""
 
     @property
     def min_transformers(self) -> str:
@@ -86,11 +99,41 @@ class MLLMFamily:
                     ]
         return messages
 
+    def readable_layers(self, config: Any) -> int:
+        """How many leading decoder layers ``generate``'s prefill runs over every prompt position (the
+        deepest usable layer m)."""
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        shared = int(getattr(text, self.kv_shared_layers_key, 0) or 0) if self.kv_shared_layers_key else 0
+        return text.num_hidden_layers - shared
+
+    def default_layer(self, config: Any) -> int:
+        """Layer m: 3/4 of the depth (the paper's 21 of 28), at most the deepest readable layer."""
+        from ...vision_head import default_layer
+
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        return min(default_layer(text.num_hidden_layers), self.readable_layers(config))
+
+    def check_layer(self, config: Any, layer: int) -> None:
+        """Refuse a layer m that ``generate`` does not compute for every prompt position."""
+        readable = self.readable_layers(config)
+        if layer > readable:
+            raise ValueError(
+                f"Layer {layer} of this {self.display_name} model reuses earlier layers' keys and values, so "
+                f"generation computes it for the last prompt token only: layer m must be in 1..{readable} "
+                f"(default {self.default_layer(config)}). Use a head/checkpoint trained at such a layer."
+            )
+
+    def render_prompt(self, processor: Any, messages: list[dict]) -> str:
+        """The prompt text for ``messages`` with the generation prompt appended (inference and training)."""
+        return processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **dict(self.chat_template_options)
+        )
+
     def per_sample_image_inputs(self, encoded: dict) -> dict:
         """One sample's image tensors from a processor output for a single image (batch dim dropped
         where the model expects a leading batch dim, kept as-is where images are concatenated)."""
         out = {}
         for key in self.image_input_keys:
             value = encoded[key]
-            out[key] = value[0] if self.image_batching == "padded_tiles" else value
+            out[key] = value if self.image_batching == "flat_patches" else value[0]
         return out
