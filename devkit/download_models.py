@@ -78,6 +78,29 @@ VLMS = {
         "17.5 GB",
         "Qwen3-VL 8B Instruct (transformers >= 4.57); ~17 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 27 of 36",
     ),
+    "qwen3.5-4b": (
+        "Qwen/Qwen3.5-4B",
+        "9.1 GB",
+        "Qwen3.5 4B (hybrid linear/full attention, transformers >= 5.2); ~8.5 GiB VRAM in bf16, ~3.5 GiB in "
+        "4-bit (est.); layer m 24 of 32",
+    ),
+    "qwen3.5-9b": (
+        "Qwen/Qwen3.5-9B",
+        "18.8 GB",
+        "Qwen3.5 9B (hybrid linear/full attention, transformers >= 5.2); ~17.5 GiB VRAM in bf16, ~6.5 GiB in "
+        "4-bit (est.); layer m 24 of 32",
+    ),
+    "gemma4-e2b": (
+        "google/gemma-4-E2B-it",
+        "10.2 GB",
+        "Gemma 4 E2B it (transformers >= 5.5; 5.1 B parameters with its per-layer embeddings); ~9.5 GiB VRAM in "
+        "bf16, ~6.5 GiB in 4-bit (embeddings stay bf16, est.); layer m 15 of 35 (the last before KV sharing)",
+    ),
+    "gemma4-31b": (
+        "google/gemma-4-31B-it",
+        "62.5 GB",
+        "Gemma 4 31B it (transformers >= 5.5); ~58 GiB VRAM in bf16, ~17 GiB in 4-bit (est.); layer m 45 of 60",
+    ),
 }
 
 
