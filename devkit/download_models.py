@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mindedit_core.mllm.families import releases
+
 
 @dataclass(frozen=True)
 class Download:
@@ -41,66 +43,11 @@ class Download:
 # A Hugging Face VLM folder: configs, weights, tokenizer (json/txt/model) and the chat template.
 VLM_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model")
 
-# The VLMs MIND-Edit can sit on (docs/MODELS.md: sizes, VRAM, layer m): key -> (repo, size, description).
+# The VLMs MIND-Edit can sit on: every release of every family (`mindedit_core.mllm.families`, which
+# also feeds docs/MODELS.md's table): key -> (repo, size, description).
 VLMS = {
-    "llava-0.5b": (
-        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
-        "1.8 GB",
-        "LLaVA-OneVision 0.5B (Qwen2-0.5B + SigLIP), the MLLM for small GPUs; layer m 18 of 24",
-    ),
-    "llava-7b": (
-        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
-        "16 GB",
-        "LLaVA-OneVision 7B (the paper's MLLM); ~15 GiB VRAM in bf16, ~6 GiB in 4-bit; layer m 21 of 28",
-    ),
-    "qwen2.5-vl-3b": (
-        "Qwen/Qwen2.5-VL-3B-Instruct",
-        "7.5 GB",
-        "Qwen2.5-VL 3B Instruct; ~7.5 GiB VRAM in bf16, ~3 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen2.5-vl-7b": (
-        "Qwen/Qwen2.5-VL-7B-Instruct",
-        "16.6 GB",
-        "Qwen2.5-VL 7B Instruct; ~16 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-2b": (
-        "Qwen/Qwen3-VL-2B-Instruct",
-        "4.3 GB",
-        "Qwen3-VL 2B Instruct (transformers >= 4.57); ~4.5 GiB VRAM in bf16, ~2 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-4b": (
-        "Qwen/Qwen3-VL-4B-Instruct",
-        "8.9 GB",
-        "Qwen3-VL 4B Instruct (transformers >= 4.57); ~9 GiB VRAM in bf16, ~3.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen3-vl-8b": (
-        "Qwen/Qwen3-VL-8B-Instruct",
-        "17.5 GB",
-        "Qwen3-VL 8B Instruct (transformers >= 4.57); ~17 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen3.5-4b": (
-        "Qwen/Qwen3.5-4B",
-        "9.1 GB",
-        "Qwen3.5 4B (hybrid linear/full attention, transformers >= 5.2); ~8.5 GiB VRAM in bf16, ~3.5 GiB in "
-        "4-bit (est.); layer m 24 of 32",
-    ),
-    "qwen3.5-9b": (
-        "Qwen/Qwen3.5-9B",
-        "18.8 GB",
-        "Qwen3.5 9B (hybrid linear/full attention, transformers >= 5.2); ~17.5 GiB VRAM in bf16, ~6.5 GiB in "
-        "4-bit (est.); layer m 24 of 32",
-    ),
-    "gemma4-e2b": (
-        "google/gemma-4-E2B-it",
-        "10.2 GB",
-        "Gemma 4 E2B it (transformers >= 5.5; 5.1 B parameters with its per-layer embeddings); ~9.5 GiB VRAM in "
-        "bf16, ~6.5 GiB in 4-bit (embeddings stay bf16, est.); layer m 15 of 35 (the last before KV sharing)",
-    ),
-    "gemma4-31b": (
-        "google/gemma-4-31B-it",
-        "62.5 GB",
-        "Gemma 4 31B it (transformers >= 5.5); ~58 GiB VRAM in bf16, ~17 GiB in 4-bit (est.); layer m 45 of 60",
-    ),
+    release.key: (release.repo, release.download_size, family.release_description(release))
+    for family, release in releases()
 }
 
 

@@ -13,6 +13,7 @@ import torch
 
 from mindedit_core.mllm import FAMILIES, MLLMFolderError, check_mllm_folder, family_for, load_mllm
 
+_DELTANET_LORA = ("in_proj_qkv", "in_proj_z", "out_proj")  # Qwen3.5's LoRA-adapted DeltaNet projections
 INSTRUCTION = "make the sky a sunset"
 
 
@@ -244,7 +245,7 @@ def test_lora_targets_only_the_language_model(family_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from mindedit_core.checkpoint import LORA_TARGET_REGEX
+    from mindedit_core.checkpoint import lora_target_regex
 
     model_type, folder = family_dir
     model = AutoModelForImageTextToText.from_pretrained(folder)
@@ -257,16 +258,22 @@ def test_lora_targets_only_the_language_model(family_dir):
     )
     from mindedit_core.mllm import find_decoder_layers
 
-    # q, k, v, o where the layer has them (Qwen3.5's linear-attention layers have none, Gemma 4's
-    # KV-sharing layers no k, v) and gate, up, down everywhere
+    # q, k, v, o where the layer has them (Gemma 4 KV-sharing layers have no k, v), the DeltaNet
+    # in/out projections of Qwen3.5 linear-attention layers, and gate, up, down everywhere
     expected = sum(
-        sum(getattr(getattr(layer, "self_attn", None), f"{p}_proj", None) is not None for p in "qkvo") + 3
+        sum(getattr(getattr(layer, "self_attn", None), f"{p}_proj", None) is not None for p in "qkvo")
+        + sum(getattr(getattr(layer, "linear_attn", None), p, None) is not None for p in _DELTANET_LORA)
+        + 3
         for layer in find_decoder_layers(model)
     )
-    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=LORA_TARGET_REGEX))
-    adapted = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and n.endswith("proj")]
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=lora_target_regex(model)))
+    adapted = [
+        n
+        for n, m in peft_model.named_modules()
+        if hasattr(m, "lora_A") and n.endswith(("proj", *_DELTANET_LORA))
+    ]
     assert len(adapted) == expected
-    assert expected == {"qwen3_5": 3 * 3 + 7, "gemma4": 3 * 7 + 5}.get(model_type, 4 * 7)
+    assert expected == {"qwen3_5": 3 * (3 + 3) + 7, "gemma4": 3 * 7 + 5}.get(model_type, 4 * 7)
     assert all("language_model" in n and not any(v in n for v in vision_names) for n in adapted)
 
 

@@ -10,13 +10,15 @@ import re
 import pytest
 import torch
 
-from mindedit_core.checkpoint import LORA_TARGET_REGEX, base_model_info
+from mindedit_core.checkpoint import base_model_info, lora_target_regex
 from mindedit_core.mllm import family_of, find_decoder_layers
 
 
 def _gemma_layer_types(n: int, every: int) -> list[str]:
     return ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(n)]
 
+
+_DELTANET_LORA = ("in_proj_qkv", "in_proj_z", "out_proj")  # Qwen3.5's LoRA-adapted DeltaNet projections
 
 # From the public config.json files (text part; vision towers at their real depth and width).
 REAL = {
@@ -112,15 +114,19 @@ def test_real_shapes_layers_and_lora_targets(name, hidden, layers, layer_m):
     info = base_model_info(model, name=name)
     assert (info.family, info.hidden_size, info.num_layers) == (family.model_type, hidden, layers)
     decoder_layers = find_decoder_layers(model)
-    assert len(decoder_layers) == layers and family.default_layer(model.config) == layer_m
+    assert len(decoder_layers) == layers and family.model_default_layer(model) == layer_m
     family.check_layer(model.config, layer_m)
     assert decoder_layers[layer_m - 1].mlp.down_proj.out_features == hidden  # the head's input width
     names = [n for n, _ in model.named_modules()]
-    targets = [n for n in names if re.fullmatch(LORA_TARGET_REGEX, n)]  # how peft matches a regex string
-    # q, k, v, o where a layer has them (not Qwen3.5's linear-attention layers, not the k, v of Gemma 4's
-    # KV-sharing layers nor the v of its 31B full-attention layers) and gate, up, down everywhere
+    targets = [
+        n for n in names if re.fullmatch(lora_target_regex(model), n)
+    ]  # how peft matches a regex string
+    # q, k, v, o where a layer has them (not the k, v of Gemma 4's KV-sharing layers nor the v of its 31B
+    # full-attention layers), Qwen3.5's DeltaNet in/out projections, and gate, up, down everywhere
     expected = sum(
-        sum(getattr(getattr(layer, "self_attn", None), f"{p}_proj", None) is not None for p in "qkvo") + 3
+        sum(getattr(getattr(layer, "self_attn", None), f"{p}_proj", None) is not None for p in "qkvo")
+        + sum(getattr(getattr(layer, "linear_attn", None), p, None) is not None for p in _DELTANET_LORA)
+        + 3
         for layer in decoder_layers
     )
     assert len(targets) == expected >= layers * 3

@@ -30,11 +30,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from mindedit_core.mllm.loading import check_mllm_folder
-from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
+from mindedit_core.mllm.families import MLLMFamily, family_names, family_of
+from mindedit_core.vision_head import VisionHead, VisionHeadConfig
+from mindedit_core.vision_head import default_layer as paper_default_layer
 
 from .collate import EditTrainDataset, collate
-from .config import TrainConfig, build_config
+from .config import TrainConfig, build_config, options_help
 from .export import export_trained
 from .joint_model import JointModel, unwrap_peft
 from .metrics_log import MetricsLog, format_metrics
@@ -81,14 +82,15 @@ def build_joint_model(
         weights_dtype=torch.bfloat16 if lora_bf16 else torch.float32,
         attn_implementation=cfg.attn_implementation,
     )
-    family = check_mllm_folder(cfg.model)[1]
+    family = family_of(model)
     layer = resolve_layer(
         cfg.layer,
         num_layers(model),
         model_name=Path(cfg.model).name,
-        default=family.default_layer(model.config),
+        family=family,
+        readable=family.readable_layers(model),
     )
-    family.check_layer(model.config, layer)
+    family.check_layer(model, layer)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -104,7 +106,7 @@ def build_joint_model(
         assert targets is not None
         shape = targets.sample_shape(cfg.head_kind)
         spec_kwargs = {"out_dim": shape[-1], "out_tokens": shape[0] if len(shape) == 2 else None}
-        hidden = unwrap_peft(model).config.text_config.hidden_size
+        hidden, _depth = family.text_dims(unwrap_peft(model))
         head = VisionHead(
             VisionHeadConfig(
                 hidden_size=hidden, layer=layer, kind=cfg.head_kind, width=cfg.head_width, **spec_kwargs
@@ -118,11 +120,18 @@ def build_joint_model(
 
 
 def resolve_layer(
-    requested: int | None, depth: int, *, model_name: str = "the model", default: int | None = None
+    requested: int | None,
+    depth: int,
+    *,
+    model_name: str = "the model",
+    family: MLLMFamily | None = None,
+    readable: int | None = None,
 ) -> int:
-    """Layer m: the configured one, else ``default`` (the family's: 3/4 of the model's depth, 21 of 28,
-    3 of 4, where generation computes that layer for the whole prompt)."""
-    default = default_layer(depth) if default is None else default
+    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4; at
+    most the deepest layer generation computes for the whole prompt, ``readable``)."""
+    default = (
+        family.default_layer(depth, readable=readable) if family is not None else paper_default_layer(depth)
+    )
     layer = requested if requested is not None else default
     if not 1 <= layer <= depth:
         raise ValueError(
@@ -220,7 +229,7 @@ def _train_locked(
         target_kind=cfg.head_kind,
         use_mask=cfg.use_mask,
         max_side=cfg.max_side,
-        family=check_mllm_folder(cfg.model)[1],
+        family=family_of(joint.mllm),
     )
     collate_fn = partial(collate, pad_token_id=pad_id)
     n = len(dataset)
@@ -363,13 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training.train",
         description=__doc__,
+        epilog=options_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--config", default=None, help="YAML/JSON config or preset name (lora, paper, text_only, ...)"
     )
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option")
-    p.add_argument("--model", default=None, help="local LLaVA-OneVision folder")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option (listed below)"
+    )
+    p.add_argument("--model", default=None, help=f"local folder of a supported VLM ({family_names()})")
     p.add_argument("--data", default=None)
     p.add_argument("--format", dest="data_format", default=None)
     p.add_argument("--refined", default=None, help="refine_data JSONL")
