@@ -202,7 +202,7 @@ def test_training_prompt_is_the_inference_prompt(request, model_type, training_i
         assert torch.equal(sample[key], expected), key
     assert torch.equal(sample["mm_token_type_ids"][:n], inference["mm_token_type_ids"][0])
     assert (sample["mm_token_type_ids"][n:] == 0).all() and (sample["labels"][:n] == IGNORE_INDEX).all()
-    end = mllm.processor.tokenizer.convert_tokens_to_ids(mllm.family.end_token)
+    end = mllm.processor.tokenizer.convert_tokens_to_ids(mllm.family.end_of_answer)
     assert int(sample["input_ids"][-1]) == end and int(sample["labels"][-1]) == end
     batch = collate([sample, sample], pad_token_id=mllm.processor.tokenizer.pad_token_id)
     assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape

@@ -24,7 +24,7 @@ def test_the_check_names_what_a_family_lacks():
         **{
             **{f: getattr(family, f) for f in family.__dataclass_fields__},
             "display_name": "",
-            "image_batching": "tiled",
+            "image_batching": "interleaved",
             "releases": (Release("k", "o/r", "1B", "1 B", 8, 4, "1 GB", "~1 GB", "~1 GB"),),
             "image_tokens": ((384, 9),),
         }
@@ -32,7 +32,7 @@ def test_the_check_names_what_a_family_lacks():
     problems = "\n".join(check_family(broken))
     for expected in (
         "display_name is empty",
-        "image_batching 'tiled'",
+        "image_batching 'interleaved'",
         "not one of its releases",
         "1024 px",
     ):
@@ -47,7 +47,7 @@ def test_the_fixture_agrees_with_its_family(family_dir):
     model_type, folder = family_dir
     family = FAMILIES[model_type]
     tokenizer = AutoProcessor.from_pretrained(folder).tokenizer
-    assert len(tokenizer(family.end_token, add_special_tokens=False)["input_ids"]) == 1
+    assert len(tokenizer(family.end_of_answer, add_special_tokens=False)["input_ids"]) == 1
     config = AutoConfig.from_pretrained(folder)
     assert family.text_dims(config) == (64, 4) and family.default_layer(4) == 3
     model = AutoModelForImageTextToText.from_pretrained(folder)
@@ -122,3 +122,42 @@ def test_a_registered_family_appears_in_every_derived_text(monkeypatch):
     assert "Toy-VL ~81 / ~580" in texts.image_tokens_hint()
     assert "`toy-vl-1b`" in texts.readme_family_list() and "`toy/Toy-VL-1B`" in texts.supported_vlms_table()
     assert "| 18 |" in texts.supported_vlms_table().splitlines()[-1]  # layer m of 24, derived
+
+
+@pytest.mark.parametrize("layout", ["padded_tiles", "flat_patches", "stacked"])
+def test_each_image_batching_batches_per_sample_tensors(layout):
+    """One sample's tensors (`per_sample_image_inputs`) batch back into the processor's layout."""
+    from dataclasses import replace
+
+    import torch
+
+    keys = {
+        "padded_tiles": ("pixel_values", "image_sizes"),
+        "flat_patches": ("pixel_values", "image_grid_thw"),
+    }
+    family = replace(
+        FAMILIES["qwen2_5_vl"], image_batching=layout, image_input_keys=keys.get(layout, ("pixel_values",))
+    )
+    encoded = [
+        {
+            "pixel_values": torch.rand(1, n, 3, 4, 4),
+            "image_sizes": torch.tensor([[8, 8]]),
+            "image_grid_thw": torch.tensor([[1, 2, n]]),
+        }
+        for n in (2, 3)
+    ]
+    if layout == "flat_patches":  # patch rows of every image, no batch dimension
+        encoded = [
+            {"pixel_values": torch.rand(n, 12), "image_grid_thw": torch.tensor([[1, 2, n]])} for n in (2, 3)
+        ]
+    if layout == "stacked":
+        encoded = [{"pixel_values": torch.rand(1, 5, 6)} for _ in range(2)]
+    batch = family.batch_image_inputs([family.per_sample_image_inputs(e) for e in encoded])
+    if layout == "padded_tiles":
+        assert batch["pixel_values"].shape == (2, 3, 3, 4, 4) and batch["image_sizes"].shape == (2, 2)
+        assert torch.equal(batch["pixel_values"][0, :2], encoded[0]["pixel_values"][0])
+        assert not batch["pixel_values"][0, 2].any()  # padding
+    elif layout == "flat_patches":
+        assert batch["pixel_values"].shape == (5, 12) and batch["image_grid_thw"].shape == (2, 3)
+    else:
+        assert torch.equal(batch["pixel_values"], torch.cat([e["pixel_values"] for e in encoded]))

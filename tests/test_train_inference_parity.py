@@ -62,7 +62,7 @@ def test_collate_builds_what_inference_builds(family_runner, pixels, with_mask, 
         target_kind="plain",
         use_mask=True,
         max_side=max_side,
-        family=family,
+        family=family,  # as training passes it (two families may share a processor class)
     )
     batch = collate([dataset[0]], pad_token_id=0)
 
@@ -76,7 +76,7 @@ def test_collate_builds_what_inference_builds(family_runner, pixels, with_mask, 
     assert torch.equal(batch["input_ids"][0, :n], prompt_ids)
     assert torch.equal(batch["attention_mask"][0, :n], inputs["attention_mask"][0])
     assert (batch["labels"][0, :n] == IGNORE_INDEX).all() and (batch["labels"][0, n:] != IGNORE_INDEX).all()
-    end_id = mllm.processor.tokenizer.convert_tokens_to_ids(family.end_token)
+    end_id = mllm.processor.tokenizer.convert_tokens_to_ids(family.end_of_answer)
     assert int(batch["input_ids"][0, -1]) == end_id  # the answer ends with the family's end token
     for key in family.image_input_keys:
         assert torch.equal(batch[key], inputs[key].to(batch[key].dtype)), key

@@ -4,7 +4,7 @@ The prompt is encoded by the family's `MLLMFamily.encode_prompt`, the one functi
 (`mindedit_core.mllm.MindEditMLLM.prepare_inputs`) calls too (image preparation, the family's chat
 messages, generation prompt appended, processor), so what the fine-tuned model learns is what it sees
 at inference (tests/test_train_inference_parity.py). The answer is `format_refinement(positive, negative)` followed by the
-family's end-of-turn token (`MLLMFamily.end_token`, ``<|im_end|>`` for the Qwen-based families, so the
+family's end-of-turn token (`MLLMFamily.end_of_answer`, ``<|im_end|>`` for the Qwen-based families, so the
 model learns to stop); its token ids are appended to the prompt ids, exactly the sequence generation
 produces. Labels are -100 everywhere except the answer.
 
@@ -34,13 +34,13 @@ from .target_store import TargetStore
 IGNORE_INDEX = -100
 
 
-def end_token_ids(tokenizer, end_token: str) -> list[int]:
-    """The id of the family's end-of-turn token (`MLLMFamily.end_token`); the tokenizer's eos when
+def end_token_ids(tokenizer, end_of_answer: str) -> list[int]:
+    """The id of the family's end-of-turn token (`MLLMFamily.end_of_answer`); the tokenizer's eos when
     that is not a single token."""
-    ids = tokenizer(end_token, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(end_of_answer, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         if tokenizer.eos_token_id is None:
-            raise ValueError(f"The tokenizer has no single {end_token!r} token and no eos token.")
+            raise ValueError(f"The tokenizer has no single {end_of_answer!r} token and no eos token.")
         return [int(tokenizer.eos_token_id)]
     return [int(ids[0])]
 
@@ -68,9 +68,9 @@ class EditTrainDataset(Dataset):
         self.target_kind = target_kind
         self.use_mask = use_mask
         self.max_side = max_side
-        # Qwen3-VL and Qwen3.5 share a processor class: callers that know the model pass its family.
+        # The model's family when the caller knows it (two families may share a processor class).
         self.family = family or family_of_processor(processor)
-        self._end_ids = end_token_ids(self.tokenizer, self.family.end_token)
+        self._end_ids = end_token_ids(self.tokenizer, self.family.end_of_answer)
 
     def __len__(self) -> int:
         return len(self.records)

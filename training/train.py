@@ -229,7 +229,7 @@ def _train_locked(
         target_kind=cfg.head_kind,
         use_mask=cfg.use_mask,
         max_side=cfg.max_side,
-        family=family_of(joint.mllm),
+        family=family_of(unwrap_peft(joint.mllm)),
     )
     collate_fn = partial(collate, pad_token_id=pad_id)
     n = len(dataset)

@@ -88,21 +88,16 @@ class MLLMFamily:
     the content order (LLaVA-OneVision's renders images first anyway). ``image_batching``: how a
     batch of images is laid out for the model (``"padded_tiles"``: a ``[B, tiles, C, H, W]`` tensor
     padded to the most tiles, the other image keys stacked; ``"flat_patches"``: every image key's rows
-    concatenated, e.g. patches with a per-image grid). ``token_aligned_keys``: processor outputs with
+    concatenated, e.g. patches with a per-image grid; ``"stacked"``: every image tensor has the same
+    shape whatever the image, so a batch stacks them). ``token_aligned_keys``: processor outputs with
     one value per token that the model needs besides the ids (Qwen's ``mm_token_type_ids`` for its
     multi-axis RoPE, returned by transformers 5.x). ``image_tokens``: visual tokens of a square image
     at a few sides (measured with the real processor settings, BENCHMARKS.md); the nodes' image-budget
-    tooltip and docs/MODELS.md read them. ``end_token``: the chat template's end-of-turn token, which
+    tooltip and docs/MODELS.md read them. ``end_of_answer``: the chat template's end-of-turn token, which
     ends the supervised answer in training (the tokenizer's eos is used if it is not one token).
-    ``folder_note``: extra advice for users whose folder has the wrong layout.
-    ``image_batching="stacked"``: every image tensor has the same shape whatever the image (Gemma 4
-    pads its patches to the token budget), so a batch stacks them. ``chat_template_options``: keyword
-    arguments for ``apply_chat_template`` (thinking off for models that think by default).
-    ``image_tokens_follow_side``: False where the processor resizes every image to a fixed token
-    budget, so ``max_image_side`` bounds the detail, not the count. ``kv_shared_layers_key``: the
-    text-config field counting trailing decoder layers that reuse earlier layers' keys and values
-    (Gemma 4 E2B/E4B); ``generate`` runs those on the last prompt position only, so layer m must come
-    before them (`readable_layers`).
+    ``chat_template_options``: keyword arguments for ``apply_chat_template`` (e.g. thinking off for
+    models that think by default). ``folder_note``: extra advice for users whose folder has the wrong
+    layout.
     """
 
     model_type: str
@@ -120,14 +115,14 @@ class MLLMFamily:
     tokens_per_image_note: str
     image_after_text: bool = False
     token_aligned_keys: tuple[str, ...] = ()
-    end_token: str = "<|im_end|>"
+    end_of_answer: str = "<|im_end|>"
     lora_modules: str = DEFAULT_LORA_MODULES
     lora_layers: str = DEFAULT_LORA_LAYERS
     layer_fraction: tuple[int, int] = PAPER_LAYER_FRACTION
-    folder_note: str = ""
     chat_template_options: tuple[tuple[str, Any], ...] = ()
     image_tokens_follow_side: bool = True
     kv_shared_layers_key: str = ""
+    folder_note: str = ""
 
     # -- transformers --------------------------------------------------------------------------------
     @property
@@ -176,7 +171,8 @@ class MLLMFamily:
 
     def readable_layers(self, model_or_config: Any) -> int:
         """How many leading decoder layers ``generate``'s prefill runs over every prompt position (the
-        deepest usable layer m): all but the KV-sharing ones."""
+        deepest usable layer m): all but the KV-sharing ones (``kv_shared_layers_key``: Gemma 4
+        E2B/E4B run those on the last prompt position only)."""
         config = getattr(model_or_config, "config", model_or_config)
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         shared = int(getattr(text, self.kv_shared_layers_key, 0) or 0) if self.kv_shared_layers_key else 0
@@ -231,7 +227,8 @@ class MLLMFamily:
         return dict(processor(images=pil, text=text, return_tensors="pt"))
 
     def render_prompt(self, processor: Any, messages: list[dict]) -> str:
-        """The prompt text for ``messages`` with the generation prompt appended."""
+        """The prompt text for ``messages``: the chat template with the generation prompt appended and
+        the family's ``chat_template_options``."""
         return processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, **dict(self.chat_template_options)
         )
@@ -308,8 +305,8 @@ def check_family(family: MLLMFamily) -> list[str]:
     for side in (384, 1024):
         if family.tokens_at(side) is None:
             problems.append(f"image_tokens has no count for {side} px")
-    if not family.end_token or not family.tokens_per_image_note:
-        problems.append("end_token or tokens_per_image_note is empty")
+    if not family.end_of_answer or not family.tokens_per_image_note:
+        problems.append("end_of_answer or tokens_per_image_note is empty")
     try:
         re.compile(family.lora_target_regex())
     except re.error as exc:
