@@ -165,9 +165,9 @@ def test_one_pass_equals_separate_forward_and_head_and_a_plain_generate(family_m
 
 
 def test_the_layer_hook_reads_every_decoder_layer_kind(family_mllm, comfy_image):
-    """The hook's capture equals ``hidden_states[layer]`` at every depth: LLaVA / Qwen2.5-VL / Qwen3-VL
-    full attention, Qwen3.5's linear-attention (1-3) and full-attention (4) layers, Gemma 4's sliding,
-    full and KV-sharing layers."""
+    """The hook's capture equals ``hidden_states[layer]`` at every depth (the last one through the final
+    norm): LLaVA / Qwen2.5-VL / Qwen3-VL full attention, Qwen3.5's linear-attention (1-3) and
+    full-attention (4) layers, Gemma 4's sliding, full and KV-sharing (4) layers."""
     from mindedit_core.mllm import capture_layer
     from mindedit_core.mllm.hooks import run_until_captured
 
@@ -175,9 +175,11 @@ def test_the_layer_hook_reads_every_decoder_layer_kind(family_mllm, comfy_image)
     inputs = mllm.prepare_inputs(comfy_image, INSTRUCTION)
     with torch.no_grad():
         states = mllm.model(**inputs, output_hidden_states=True).hidden_states
-        for layer in range(1, mllm.num_layers):  # the last entry is after the final norm
+        for layer in range(1, mllm.num_layers + 1):
             with capture_layer(mllm.model, layer, stop_after=True) as capture:
                 hidden = run_until_captured(lambda: mllm.model(**inputs, use_cache=False), capture)
+            if layer == mllm.num_layers:  # the last entry is after the language model's final norm
+                hidden = mllm.model.model.language_model.norm(hidden)
             torch.testing.assert_close(hidden, states[layer], atol=1e-5, rtol=0)
 
 
