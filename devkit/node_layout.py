@@ -181,19 +181,26 @@ def preview_box_height(node_height: float) -> float:
 # side toolbar covers the left and its menu bar the top (1.49-1.58 measured ~48-60 px; we keep clear
 # of a generous 80 / 48).
 OPENING_SCALE = 0.75  # readable: litegraph stops drawing widget text below 0.6
+MIN_OPENING_SCALE = 0.6
 REFERENCE_CANVAS = (1600, 900)
 SIDEBAR_WIDTH = 80
 TOP_BAR_HEIGHT = 48
 VIEW_MARGIN = 16
 
 
-def opening_view(left: float, top: float) -> dict[str, Any]:
-    """``extra.ds`` that puts graph point (left, top) just right of the sidebar and below the menu."""
+def opening_view(left: float, top: float, right: float, bottom: float) -> dict[str, Any]:
+    """``extra.ds`` that puts graph point (left, top) just right of the sidebar and below the menu,
+    zoomed out from `OPENING_SCALE` (not below `MIN_OPENING_SCALE`) until (right, bottom), the first
+    group's far corner, is on the reference canvas too."""
+    width, height = REFERENCE_CANVAS
+    fit_w = (width - SIDEBAR_WIDTH - 2 * VIEW_MARGIN) / max(right - left, 1)
+    fit_h = (height - TOP_BAR_HEIGHT - 2 * VIEW_MARGIN) / max(bottom - top, 1)
+    scale = round(max(MIN_OPENING_SCALE, min(OPENING_SCALE, fit_w, fit_h)), 3)
     return {
-        "scale": OPENING_SCALE,
+        "scale": scale,
         "offset": [
-            round((SIDEBAR_WIDTH + VIEW_MARGIN) / OPENING_SCALE - left, 1),
-            round((TOP_BAR_HEIGHT + VIEW_MARGIN) / OPENING_SCALE - top, 1),
+            round((SIDEBAR_WIDTH + VIEW_MARGIN) / scale - left, 1),
+            round((TOP_BAR_HEIGHT + VIEW_MARGIN) / scale - top, 1),
         ],
     }
 

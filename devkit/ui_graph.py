@@ -162,6 +162,14 @@ class UIGraph:
         rects += [(x, y, x + w, y + h) for x, y, w, h in (g["bounding"] for g in self.groups)]
         return min(r[0] for r in rects), min(r[1] for r in rects)
 
+    def _first_group_far_corner(self) -> tuple[float, float]:
+        """The right and bottom edges of the first group (of the whole graph when it has none)."""
+        if self.groups:
+            x, y, w, h = self.groups[0]["bounding"]
+            return x + w, y + h
+        rects = [node_rect({"pos": n.pos, "size": n.size}) for n in self.nodes.values()]
+        return max(r[2] for r in rects), max(r[3] for r in rects)
+
     def _execution_order(self) -> dict[int, int]:
         """A topological order (the frontend's ``order`` field): sources first."""
         incoming = {nid: {link[1] for link in self.links if link[3] == nid} for nid in self.nodes}
@@ -219,7 +227,7 @@ class UIGraph:
             "links": self.links,
             "groups": self.groups,
             "config": {},
-            "extra": {"ds": opening_view(*self._top_left())},
+            "extra": {"ds": opening_view(*self._top_left(), *self._first_group_far_corner())},
             "version": 0.4,
         }
 

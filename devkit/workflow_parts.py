@@ -15,6 +15,12 @@ from mindedit_core.node_schema import NodeSpec
 MASKED_WORKFLOW = "mindedit_masked_edit"
 EDIT_WORKFLOW = "mindedit_edit"
 REFINE_ONLY_WORKFLOW = "mindedit_refine_only_edit"
+QWEN_EDIT_WORKFLOW = "mindedit_refine_qwen_image_edit"
+KONTEXT_WORKFLOW = "mindedit_refine_flux_kontext"
+# Graphs for Stable Diffusion 1.5 (CheckpointLoaderSimple, CLIP Text Encode) and for the native
+# instruction editors of ComfyUI 0.33 (devkit/workflow_editors.py).
+SD_WORKFLOWS = (MASKED_WORKFLOW, EDIT_WORKFLOW, REFINE_ONLY_WORKFLOW)
+EDITOR_WORKFLOWS = (QWEN_EDIT_WORKFLOW, KONTEXT_WORKFLOW)
 
 # Defaults a user sees; the demo and tests replace them through devkit.workflow_api.set_widget.
 DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
@@ -31,6 +37,7 @@ SAMPLE_MASK = "sample_mask.png"
 MASKED_INSTRUCTION = "turn the ball into a glass globe"
 EDIT_INSTRUCTION = "make the sky look like a warm sunset"
 REFINE_ONLY_INSTRUCTION = MASKED_INSTRUCTION
+EDITOR_INSTRUCTION = MASKED_INSTRUCTION
 
 # Model files the frontend can name and download (its "missing models" dialog reads a loader
 # node's properties.models: name = the widget value, directory = the models/ folder the node reads).
@@ -203,3 +210,36 @@ def status_example(llm_folder: str, mindedit_checkpoint: str, instruction: str, 
     image = torch.zeros((1, height, width, 3))
     size = paste_edit(image, image, None).status
     return "\n".join([mllm, region, size] if with_region else [mllm, size])
+
+
+EDITORS_MODELS_NOTE = f"""\
+MIND-Edit in front of an instruction editor (ComfyUI 0.33): which file goes where (ComfyUI/models/...)
+
+The editor's files are named on its loaders (ComfyUI offers the downloads when they are missing):
+diffusion_models/, text_encoders/, vae/.
+
+The VLM that refines your instruction:
+- served (default): 'MIND-Edit Remote VLM' talks to Ollama / LM Studio / vLLM / llama.cpp's server on
+  this computer, e.g. `ollama pull qwen2.5vl:7b`, base_url http://127.0.0.1:11434/v1. Another host only
+  if MINDEDIT_VLM_ALLOWED_HOSTS lists it; a key only from MINDEDIT_VLM_API_KEY (never in the workflow).
+- local: a VLM folder in LLM/ (e.g. {REFINE_ONLY_LLM_FOLDER}, `{DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY}`);
+  drag the local loader's mllm output onto the MIND-Edit node's mllm input."""
+
+EDITOR_NOTE = """\
+The MIND-Edit node writes ONE edit instruction (style 'edit_instruction': what changes, how it looks
+afterwards, what stays), grounded in the image and in the painted mask's outline, and a negative.
+The editor edits the whole image; the result is scaled back to the source's size and pasted through
+the edit mask: paint a mask on the source and everything outside it stays exactly the source's.
+No mask = the whole edit is kept. The status says which style ran, the mask and the size.
+
+{editor}"""
+
+QWEN_EDIT_NOTE = EDITOR_NOTE.format(
+    editor="Qwen-Image-Edit 2509 (TextEncodeQwenImageEditPlus; 2511 works with the same nodes from "
+    "ComfyUI 0.5): 20 steps, cfg 2.5; both the instruction and the negative are encoded with the image."
+)
+KONTEXT_NOTE = EDITOR_NOTE.format(
+    editor="FLUX.1 Kontext dev (ReferenceLatent): its T5/CLIP text encoder never sees the image, which "
+    "is where an image-aware instruction helps most. Guidance 2.5, cfg 1: Kontext dev ignores a negative "
+    "prompt, so the refined negative is only shown."
+)

@@ -78,11 +78,13 @@ class Layout:
         return self.graph.to_dict()
 
 
-def new_layout(workflow_id: str, note: str, columns_per_group: dict[str, int]) -> Layout:
+def new_layout(
+    workflow_id: str, note: str, columns_per_group: dict[str, int], models_note: str = MODELS_NOTE
+) -> Layout:
     g = UIGraph(workflow_id)
     notes = Column(g, 0, 0, 2 * COLUMN_STEP - 60)
     notes.add(
-        "Note", widgets=[MODELS_NOTE], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
+        "Note", widgets=[models_note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
     )
     Column(g, 2 * COLUMN_STEP, 0, 2 * COLUMN_STEP - 60).add(
         "Note", widgets=[note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
@@ -186,13 +188,21 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
 
 
 def add_refine(
-    lay: Layout, loader: int, source: int, region: int | None, instruction: str, embeds: bool
+    lay: Layout,
+    loader: int,
+    source: int,
+    region: int | None,
+    instruction: str,
+    embeds: bool,
+    style: str | None = None,
 ) -> int:
+    """The MIND-Edit node; ``style`` (refine node only) is its output style widget, appended after
+    the others as the node declares it (None: left at its default, as older workflows have it)."""
     g = lay.graph
     node = lay.add_pack(
         GROUP_MINDEDIT,
         specs.REFINE_AND_EMBED if embeds else specs.REFINE_INSTRUCTION,
-        values={"instruction": instruction},
+        values={"instruction": instruction, **({"style": style} if style else {})},
         title=REFINE_TITLE,
     )
     g.connect(loader, 0, node, "mllm")

@@ -32,7 +32,10 @@ from .mllm.families.texts import image_tokens_hint
 from .mllm.options import DEFAULT_MAX_NEW_TOKENS
 from .mllm.quantization import QUANTIZATIONS
 from .node_schema import Choices, Input, NodeSpec, Output
+from .prompt_styles import SD_TAGS, STYLE_NAMES
 from .prompting import MAX_INSTRUCTION_CHARS
+from .remote.policy import ALLOWED_HOSTS_ENV, API_KEY_ENV, DEFAULT_BASE_URL
+from .remote.vlm import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
 
 CATEGORY = "MIND-Edit"
 IPADAPTER_CATEGORY = "MIND-Edit/IP-Adapter"
@@ -113,7 +116,12 @@ MLLM_LOADER = NodeSpec(
 # -- the three MLLM-running nodes (one input layout: a graph using two of them runs the MLLM once) ---
 
 MLLM_INPUTS = (
-    Input("mllm", MLLM_TYPE, "The MLLM from 'MIND-Edit MLLM Loader'."),
+    Input(
+        "mllm",
+        MLLM_TYPE,
+        "The MLLM from 'MIND-Edit MLLM Loader', or (prompts only) a VLM your server serves, from 'MIND-Edit "
+        "Remote VLM (OpenAI-compatible)'.",
+    ),
     Input("image", "IMAGE", "The source image to edit (only the first image of a batch is read)."),
     Input(
         "instruction",
@@ -152,7 +160,26 @@ MLLM_INPUTS = (
     ),
 )
 
+# Added after the shared inputs of the refine node (saved workflows append its value; older ones get
+# the default).
+STYLE_INPUT = Input(
+    "style",
+    STYLE_NAMES,
+    "What the refined positive text is. 'sd_tags': comma-separated phrases for CLIP Text Encode "
+    "(SD1.5 / SDXL, the MIND-Edit method). 'edit_instruction': one imperative sentence saying what "
+    "changes, how it looks afterwards and what stays, for instruction editors (Qwen-Image-Edit, FLUX.1 "
+    "Kontext, FLUX.2). The negative prompt is the same in both. The status line names the style that ran.",
+    optional=True,
+    options={"default": SD_TAGS.name},
+)
+
 POSITIVE = Output("positive", "STRING", "Refined positive prompt for Stable Diffusion.")
+REFINED_POSITIVE = Output(
+    "positive",
+    "STRING",
+    "The refined positive text: SD tag phrases for CLIP Text Encode, or (style 'edit_instruction') one "
+    "edit instruction for an instruction editor's text encoder.",
+)
 NEGATIVE = Output("negative", "STRING", "Refined negative prompt.")
 RAW_ANSWER = Output("raw_answer", "STRING", "The MLLM's answer before parsing (for inspection).")
 STATUS = Output(
@@ -172,14 +199,16 @@ NEG_EMBEDS = Output(
 )
 
 
-def _mllm_node(node_id: str, display_name: str, description: str, function: str, outputs) -> NodeSpec:
+def _mllm_node(
+    node_id: str, display_name: str, description: str, function: str, outputs, extra_inputs=()
+) -> NodeSpec:
     return NodeSpec(
         node_id=node_id,
         display_name=display_name,
         category=CATEGORY,
         description=description,
         function=function,
-        inputs=MLLM_INPUTS,
+        inputs=MLLM_INPUTS + tuple(extra_inputs),
         outputs=tuple(outputs),
     )
 
@@ -189,9 +218,12 @@ REFINE_INSTRUCTION = _mllm_node(
     "MIND-Edit Refine Instruction (-> prompts)",
     "Runs the MIND-Edit MLLM on the image and your instruction and outputs refined positive and "
     "negative prompts (connect them to CLIP Text Encode's 'text' input), the raw answer and a status "
-    "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint.",
+    "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint, or "
+    "with a VLM your own server serves ('MIND-Edit Remote VLM (OpenAI-compatible)'). Style "
+    "'edit_instruction' writes one instruction for Qwen-Image-Edit / FLUX.1 Kontext instead of SD tags.",
     "refine",
-    (POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
+    (REFINED_POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
+    extra_inputs=(STYLE_INPUT,),
 )
 INSIGHT_EMBEDS = _mllm_node(
     "MindEditInsightEmbeds",
@@ -209,6 +241,64 @@ REFINE_AND_EMBED = _mllm_node(
     "MLLM pass. Connect the prompts to CLIP Text Encode and the embeds to the IP-Adapter node.",
     "run",
     (POSITIVE, NEGATIVE, POS_EMBEDS, NEG_EMBEDS, RAW_ANSWER, STATUS),
+)
+
+# -- a VLM served over an OpenAI-compatible API (prompts only) ----------------------------------------
+
+DEFAULT_REMOTE_MODEL = "qwen2.5vl:7b"
+
+REMOTE_VLM = NodeSpec(
+    node_id="MindEditRemoteVLM",
+    display_name="MIND-Edit Remote VLM (OpenAI-compatible)",
+    category=CATEGORY,
+    description=(
+        "A vision-language model your own server already serves (Ollama, LM Studio, vLLM, llama.cpp's "
+        "server) over its OpenAI-compatible chat API, for 'MIND-Edit Refine Instruction' in place of the "
+        "MLLM Loader: no second copy of the model in ComfyUI's memory. Servers on this computer work as "
+        f"they are; another host only if {ALLOWED_HOSTS_ENV} lists it. An API key, if the server needs "
+        f"one, is read from {API_KEY_ENV} (never stored in the workflow). Prompts only: the MIND-Edit "
+        "embeds need the local loader with a checkpoint."
+    ),
+    function="load",
+    inputs=(
+        Input(
+            "base_url",
+            "STRING",
+            f"The server's OpenAI-compatible base URL (ending in /v1). Ollama: {DEFAULT_BASE_URL}; LM "
+            "Studio: http://127.0.0.1:1234/v1; vLLM: http://127.0.0.1:8000/v1; llama.cpp server: "
+            "http://127.0.0.1:8080/v1. A host other than this computer is refused unless the environment "
+            f"variable {ALLOWED_HOSTS_ENV} allows it.",
+            options={"default": DEFAULT_BASE_URL, "multiline": False},
+        ),
+        Input(
+            "model",
+            "STRING",
+            "The model's name as the server lists it; it must be a vision model. Ollama: `ollama list` "
+            "(e.g. qwen2.5vl:7b, gemma3:12b, llava:7b); LM Studio / vLLM: the id in GET /v1/models.",
+            options={"default": DEFAULT_REMOTE_MODEL, "multiline": False},
+        ),
+        Input(
+            "timeout_s",
+            "INT",
+            "Seconds to wait for one answer (the first request may load the model on the server).",
+            options={"default": DEFAULT_TIMEOUT_S, "min": 1, "max": 3600, "step": 1},
+        ),
+        Input(
+            "max_retries",
+            "INT",
+            "Retries after a busy server (429/5xx), a dropped connection or an empty or malformed reply; "
+            "connection refused, a missing model and a timeout fail at once.",
+            options={"default": DEFAULT_MAX_RETRIES, "min": 0, "max": 10, "step": 1},
+        ),
+    ),
+    outputs=(
+        Output(
+            "mllm",
+            MLLM_TYPE,
+            "The remote VLM; connect it to 'MIND-Edit Refine Instruction' (the embeds nodes need a local "
+            "MLLM with a MIND-Edit checkpoint).",
+        ),
+    ),
 )
 
 # -- the edit region and the status text ------------------------------------------------------------
@@ -433,6 +523,7 @@ NODE_SPECS: tuple[NodeSpec, ...] = (
     REFINE_INSTRUCTION,
     INSIGHT_EMBEDS,
     REFINE_AND_EMBED,
+    REMOTE_VLM,
     EDIT_REGION,
     STATUS_JOIN,
     PAD_FOR_VAE,

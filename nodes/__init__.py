@@ -10,7 +10,7 @@ V3 extension's ``on_load`` (or, on a ComfyUI without the V3 API, from `v1_mappin
 
 from __future__ import annotations
 
-from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine
+from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine, remote_vlm
 from .mllm_loader import MindEditMLLMLoader
 from .model_folders import register_model_folders
 from .node_spec import mappings
@@ -18,6 +18,7 @@ from .node_spec import mappings
 NODE_CLASSES: list[type] = [
     MindEditMLLMLoader,
     *refine.NODE_CLASSES,
+    *remote_vlm.NODE_CLASSES,
     *mask_nodes.NODE_CLASSES,
     *canvas_nodes.NODE_CLASSES,
     *ipadapter_nodes.NODE_CLASSES,

@@ -12,6 +12,7 @@ import torch
 from ..mindedit_core.instruction_checks import empty_instruction_problem, require_instruction
 from ..mindedit_core.mllm import PassOptions, require_vision_head
 from ..mindedit_core.node_specs import INSIGHT_EMBEDS, REFINE_AND_EMBED, REFINE_INSTRUCTION
+from ..mindedit_core.prompt_styles import SD_TAGS
 from ..mindedit_core.prompting import bound_instruction
 from ..mindedit_core.source_checks import check_source_size, flat_source_warning
 from .comfy_mllm_patcher import MLLMHandle
@@ -39,11 +40,16 @@ class _MLLMNode:
         return empty_instruction_problem(instruction) or True
 
 
-def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
+def _run(
+    mllm, image, instruction, seed, max_new_tokens, max_image_side, mask, style=SD_TAGS.name
+) -> PassOutcome:
     require_instruction(instruction)  # a linked one was not checked at queue time
     check_source_size(image, where="MIND-Edit (MLLM)")
     options = PassOptions(
-        seed=int(seed), max_new_tokens=int(max_new_tokens), max_image_side=int(max_image_side)
+        seed=int(seed),
+        max_new_tokens=int(max_new_tokens),
+        max_image_side=int(max_image_side),
+        style=style or SD_TAGS.name,
     )
     return compute_pass(mllm, image, mask, bound_instruction(instruction).text, options)
 
@@ -57,10 +63,12 @@ def status_of(outcome: PassOutcome, instruction: str, image: torch.Tensor) -> st
 
 @implements(REFINE_INSTRUCTION)
 class MindEditRefineInstruction(_MLLMNode):
-    """Vague instruction -> precise positive / negative prompts."""
+    """Vague instruction -> precise positive / negative prompts (or an edit instruction)."""
 
-    def refine(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
-        outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
+    def refine(
+        self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None, style=SD_TAGS.name
+    ):
+        outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask, style)
         return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction, image))
 
 
