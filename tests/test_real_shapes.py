@@ -37,7 +37,7 @@ def real_shapes_opt_in(request):
 def test_real_sd15_layout_has_sd15s_exact_unet_and_site_widths():
     assert rs.real_sd15_unet_params() == rs.REAL_SD15_UNET_PARAMS
     by_key = {(s.block, s.index, s.transformer_index): s.width for s in rs.real_sd15_sites()}
-    assert by_key == {site.comfy_key: site.sd15_width for site in SD15_SITES}
+    assert by_key == {site.comfy_key: site.width for site in SD15_SITES}
     assert sorted(set(by_key.values())) == [320, 640, 1280]
 
 
@@ -46,7 +46,7 @@ def test_real_ipadapter_sections_have_real_widths(fixture_cache):
 
     sections = ipadapter_sections("plain")
     widths = [sections["ip_adapter"][site.k_name].shape[0] for site in SD15_SITES]
-    assert widths == [site.sd15_width for site in SD15_SITES]
+    assert widths == [site.width for site in SD15_SITES]
 
 
 @pytest.mark.parametrize(
@@ -158,13 +158,13 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
         widths[key] = width
         assert patch.site.comfy_key == key
         k_pos = patch.prepared.site_kv[patch.site.adapter_number][0]
-        assert k_pos.shape[-1] == width == patch.site.sd15_width
+        assert k_pos.shape[-1] == width == patch.site.width
         q = torch.randn(2, 16, width)
         kv = torch.randn(2, 77, width)
         extra = {"n_heads": 8, "cond_or_uncond": [1, 0], "sigmas": torch.tensor([5.0, 5.0])}
         out = patch(q, kv, kv, extra)
         assert out.shape == q.shape and torch.isfinite(out).all()
-    assert sorted(widths.values()) == sorted(site.sd15_width for site in SD15_SITES)
+    assert sorted(widths.values()) == sorted(site.width for site in SD15_SITES)
 
     gen = torch.Generator().manual_seed(1)
     cond = [[torch.randn(1, 77, 768, generator=gen), {}]]
