@@ -131,3 +131,38 @@ def test_ssd1b_like_layout_is_an_unknown_layout_error(sdxl_ipadapter_tiny_files)
         match=r"patches 70 cross-attention layers .*has 60 \(input 1 x2.*unknown layout",
     ):
         apply_ipadapter(FakeModelPatcher(unet), adapter, torch.randn(1, 1024))
+
+
+def _ipadapter_plus_style_install(patcher, key, callback, **kwargs):
+    """What ComfyUI_IPAdapter_plus does per SDXL site (3-tuple keys): a fresh replacement, or
+    ``.add(callback, **kwargs)`` on the one it finds there."""
+    later = patcher.clone()
+    table = (
+        later.model_options["transformer_options"].setdefault("patches_replace", {}).setdefault("attn2", {})
+    )
+    table[key].add(callback, **kwargs)
+    return later
+
+
+def test_ipadapter_plus_applied_after_us_on_sdxl_joins_our_site(sdxl_ipadapter_tiny_files):
+    adapter = load_ipadapter(sdxl_ipadapter_tiny_files["plain"])
+    ours = apply_ipadapter(FakeModelPatcher(), adapter, torch.randn(1, 1024), weight=1.0)
+    key = SDXL_SITES[30].comfy_key  # output 0, layer 6
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 16, 320, generator=gen) for _ in range(3))
+
+    def extra(sigma):
+        return {"n_heads": 5, "cond_or_uncond": [1, 0], "sigmas": torch.full((2,), sigma)}
+
+    calls = []
+
+    def their_term(out, q, k, v, extra_options, weight, sigma_start, sigma_end, **_):
+        calls.append(weight)
+        return torch.full_like(out, weight)
+
+    both = _ipadapter_plus_style_install(ours, key, their_term, weight=0.5, sigma_start=10.0, sigma_end=1.0)
+    alone = ours.call_attn2(key, q, k, v, extra(5.0))
+    torch.testing.assert_close(both.call_attn2(key, q, k, v, extra(5.0)), alone + 0.5, atol=1e-5, rtol=0)
+    assert calls == [0.5]
+    assert torch.equal(both.call_attn2(key, q, k, v, extra(20.0)), ours.call_attn2(key, q, k, v, extra(20.0)))
+    assert calls == [0.5]  # outside its window: not run
