@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from devkit.fixtures import real_shapes as rs
-from mindedit_core.ipadapter import SD15_SITES, apply_ipadapter, load_ipadapter
+from mindedit_core.ipadapter import SD15_SITES, SDXL_SITES, apply_ipadapter, load_ipadapter
 from mindedit_core.vision_head import default_layer
 
 
@@ -189,6 +189,51 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
     plain_out, patched_out = sample(model), sample(patched)
     assert torch.isfinite(patched_out).all()
     assert not torch.allclose(plain_out, patched_out)  # the image attention changed the result
+
+
+def test_real_sdxl_layout_is_sdxl_base_with_its_70_sites():
+    from devkit.fixtures.sdxl import REAL_SDXL_UNET_PARAMS, unet_layout, unet_params
+
+    assert unet_params("real") == REAL_SDXL_UNET_PARAMS
+    sites = {}
+    for key, shape in unet_layout("real"):
+        if key.endswith(".attn2.to_k.weight"):
+            parts = key.split(".")
+            kind = parts[0].split("_")[0]
+            block = 0 if kind == "middle" else int(parts[1])
+            sites[(kind, block, int(parts[parts.index("transformer_blocks") + 1]))] = shape
+    assert sites == {site.comfy_key: (site.width, 2048) for site in SDXL_SITES}
+
+
+@pytest.mark.parametrize("kind", ["plain", "plus"])
+@pytest.mark.usefixtures("real_shapes_opt_in", "one_torch_thread")
+@pytest.mark.slow
+@pytest.mark.real_shapes
+def test_real_sdxl_on_meta_in_comfyui_patches_all_70_sites_at_their_widths(fixture_cache, kind):
+    """ComfyUI detects SDXL base's real layout, builds its UNet (meta device: 2.57 B params, no
+    memory); real-width adapters patch 70/70 sites, each patch runs at its site's width."""
+    from helpers_nodes import import_comfy
+
+    import_comfy()
+    model = rs.real_sdxl_model_on_meta()
+    assert type(model.model.model_config).__name__ == "SDXL"
+    unet = model.model.diffusion_model
+    assert sum(p.numel() for p in unet.parameters()) == rs.REAL_SDXL_UNET_PARAMS
+    adapter = load_ipadapter(rs.real_sdxl_ipadapter_file(fixture_cache, kind))
+    embeds = torch.randn(1, *adapter.embed_spec.sample_shape, generator=torch.Generator().manual_seed(0))
+    patched = apply_ipadapter(model, adapter, embeds, weight=1.0)
+    patches = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
+    assert set(patches) == {site.comfy_key for site in SDXL_SITES}
+    for key, patch in patches.items():
+        width = _attn2(unet, key).to_q.weight.shape[0]
+        assert patch.site.width == width and patch.site.comfy_key == key
+        assert patch.prepared.site_kv[patch.site.adapter_number][0].shape[-1] == width
+        q = torch.randn(2, 16, width)
+        kv = torch.randn(2, 77, width)
+        extra = {"n_heads": width // 64, "cond_or_uncond": [1, 0], "sigmas": torch.tensor([5.0, 5.0])}
+        out = patch(q, kv, kv, extra)
+        assert out.shape == q.shape and torch.isfinite(out).all()
+    assert sorted(p.site.width for p in patches.values()) == sorted(s.width for s in SDXL_SITES)
 
 
 @pytest.mark.parametrize(("width", "tokens", "image_tokens"), [(320, 256, 4), (640, 64, 16), (1280, 16, 16)])
