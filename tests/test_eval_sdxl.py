@@ -10,7 +10,7 @@ from PIL import Image
 
 from training.evaluate import DiffusionSettings, EditPipelines
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # ~80 s with the first build
 
 
 @pytest.fixture(scope="module")
