@@ -166,3 +166,39 @@ def test_ipadapter_plus_applied_after_us_on_sdxl_joins_our_site(sdxl_ipadapter_t
     assert calls == [0.5]
     assert torch.equal(both.call_attn2(key, q, k, v, extra(20.0)), ours.call_attn2(key, q, k, v, extra(20.0)))
     assert calls == [0.5]  # outside its window: not run
+
+
+def test_sdxl_sites_keep_the_sd15_guarantees_window_weight_mask_and_batch_mapping(sdxl_ipadapter_tiny_files):
+    """On SDXL's middle block (10 layers, 1280 wide in SDXL base; 320 here): outside [start_at, end_at]
+    and at weight 0 the text attention is returned exactly; a zero mask removes the image term; with
+    per_latent each latent gets its own embedding (cond chunk) and the negative (uncond chunk)."""
+    from mindedit_core.ipadapter.attention import sdpa_attention
+
+    adapter = load_ipadapter(sdxl_ipadapter_tiny_files["plain"])
+    key = ("middle", 0, 7)
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(4, 16, 320, generator=gen) for _ in range(3))
+    extra = {
+        "n_heads": 5,
+        "cond_or_uncond": [0, 1],
+        "sigmas": torch.full((4,), 5.0),
+        "original_shape": [4, 4, 4, 4],
+    }
+    text = sdpa_attention(q, k, v, 5)
+    embeds = torch.randn(2, 1024, generator=gen)
+
+    def run(**kwargs):
+        patched = apply_ipadapter(FakeModelPatcher(), adapter, embeds, **kwargs)
+        return patched.call_attn2(key, q, k, v, dict(extra))
+
+    assert torch.equal(run(weight=0.0), text)
+    assert torch.equal(run(start_at=0.9, end_at=1.0), text)  # sigma 5 lies before 90 % of the schedule
+    assert torch.equal(run(attn_mask=torch.zeros(1, 8, 8)), text)
+    per_latent = run(batch_mapping="per_latent")
+    assert (per_latent - text).abs().max() > 1e-4
+    for row in (0, 1):  # latent i (cond chunk) sees embedding i alone, as if it were the only one
+        alone = apply_ipadapter(FakeModelPatcher(), adapter, embeds[row : row + 1])
+        out = alone.call_attn2(key, q, k, v, dict(extra))
+        torch.testing.assert_close(per_latent[row], out[row], atol=1e-5, rtol=0)
+        torch.testing.assert_close(per_latent[2:], out[2:], atol=1e-5, rtol=0)  # uncond: the zero negative
+    assert (per_latent[0] - per_latent[1]).abs().max() > 0
