@@ -10,8 +10,12 @@ runs ``to_q``/``to_k``/``to_v`` itself, calls ``replacement(q, k, v, extra_optio
 Our replacement sits on the 3-tuple key. It computes the text attention, or delegates to whatever
 replacement was on that site before (another pack's or an earlier MIND-Edit apply: we never
 clobber) and to one installed later on the site's 2-tuple key, which our 3-tuple key hides from
-ComfyUI (found through the live table, see `comfy_contract`), then adds the image attention. So
-packs compose in either order. The MODEL is typed by `ComfyModelPatcher`; nothing here imports
+ComfyUI (found through the live table, see `comfy_contract`), then adds the image attention. A
+pack that finds our 3-tuple key taken and joins it through ``.add`` (ComfyUI_IPAdapter_plus on SDXL)
+has its term run too (`MindEditAttn2Patch.add`). So packs compose in either order.
+
+Which sites: those of the MODEL in hand (`sites.sites_in_unet`, in the order adapter files number
+them), paired with the adapter's per-site projections by `sites_for_model`: 16 in SD1.5, 70 in SDXL. The MODEL is typed by `ComfyModelPatcher`; nothing here imports
 ComfyUI, and the ComfyUI node passes ComfyUI's own attention function so that ``weight=0``
 reproduces the unpatched model bit for bit.
 """
