@@ -45,10 +45,12 @@ HEAD_FORMAT = "mindedit.vision_head/1"
 _CONFIG_KEY = "mindedit.vision_head.config"
 
 
-def default_layer(num_layers: int) -> int:
+def default_layer(num_layers: int, fraction: tuple[int, int] = (21, 28)) -> int:
     """The method reads layer 21 of LLaVA-OneVision-7B's 28: the same relative depth (3/4, rounded)
-    for every family and size (24 layers -> 18, 28 -> 21, 36 -> 27)."""
-    return max(1, round(num_layers * 21 / 28))
+    for every family and size (24 layers -> 18, 28 -> 21, 36 -> 27), unless a family sets its own
+    ``fraction`` (`MLLMFamily.layer_fraction`)."""
+    numerator, denominator = fraction
+    return max(1, round(num_layers * numerator / denominator))
 
 
 @dataclass
