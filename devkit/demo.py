@@ -83,9 +83,13 @@ def prepare_prompt(
     set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", checkpoint.name)
     set_widget(prompt, wf.MLLM_LOADER, "model_folder", models.llm_dir.name)
     if find_node_ids(prompt, wf.IPADAPTER_LOADER):
-        if models.mindedit_missing or ipadapter is None:
-            missing = models.mindedit_missing or f"an {family.upper()} IP-Adapter file in models/ipadapter"
-            raise DemoError(f"{workflow_name} needs {missing} (docs/MODELS.md).")
+        needs = (
+            ("a MIND-Edit checkpoint in models/mindedit", models.mindedit_dir),
+            ("an IP-Adapter file in models/ipadapter", ipadapter),
+        )
+        missing = [what for what, path in needs if path is None]
+        if missing:
+            raise DemoError(f"{workflow_name} needs {' and '.join(missing)} (docs/MODELS.md).")
         set_widget(prompt, wf.MLLM_LOADER, "mindedit_checkpoint", models.mindedit_dir.name)
         set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, ipadapter.name)
     set_widget(prompt, wf.SOURCE_TITLE, "image", source_name)

@@ -19,19 +19,32 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def sdxl_e2e(comfyui_server, fixture_cache, tiny_sdxl_sites70, sdxl_ipadapter_tiny_files, tmp_path_factory):
+def sdxl_e2e(
+    comfyui_server,
+    fixture_cache,
+    tiny_sd15_sites16,
+    tiny_sdxl_sites70,
+    sdxl_ipadapter_tiny_files,
+    tmp_path_factory,
+):
     from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
 
     models = DemoModels(
-        checkpoint=tiny_sdxl_sites70,
+        checkpoint=tiny_sd15_sites16,  # the SD1.5 side (already in the session server)
         llm_dir=tiny_llava_onevision(fixture_cache),
         mindedit_dir=tiny_mindedit_checkpoint(fixture_cache, kind="plain"),
-        ipadapter=sdxl_ipadapter_tiny_files["plain"],
+        ipadapter=None,
         tiny=True,
+        sdxl_checkpoint=tiny_sdxl_sites70,
+        sdxl_ipadapter=sdxl_ipadapter_tiny_files["plain"],
     )
-    for folder, paths in models.comfy_models().items():
-        for path in paths:
-            comfyui_server.add_model(folder, path)
+    for folder, path in (
+        ("checkpoints", models.sdxl_checkpoint),
+        ("ipadapter", models.sdxl_ipadapter),
+        ("LLM", models.llm_dir),
+        ("mindedit", models.mindedit_dir),
+    ):
+        comfyui_server.add_model(folder, path)
     work = tmp_path_factory.mktemp("sdxl_e2e_images")
     source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
     mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
