@@ -24,10 +24,14 @@ def export_trained(
     global_step: int,
     final_metrics: dict | None,
     negative_embeds=None,
+    data: dict | None = None,
+    trained_ids: list[str] | None = None,
 ) -> tuple[Path | None, Path | None]:
     """Write the checkpoint (and the full model folder); returns ``(checkpoint_dir, model_dir)``
     (both ``None`` on processes other than the main one). ``negative_embeds``: a plus head's blank-image
-    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint."""
+    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint. ``data``
+    (`training.train_data.data_provenance`) and ``trained_ids`` (the records trained on) are recorded
+    so evaluation can report them and refuse to test on training records."""
     from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
 
     full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
@@ -44,6 +48,8 @@ def export_trained(
         "train": {k: v for k, v in cfg.to_dict().items() if k not in ("column_map",)},
         "global_step": global_step,
         "final_metrics": final_metrics,
+        "data": data,
+        "trained_ids": trained_ids,
     }
     model_dir = None
     if cfg.finetune == "full":
