@@ -88,7 +88,14 @@ def build_joint_model(
         attn_implementation=cfg.attn_implementation,
     )
     family = family_of(model)
-    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name, family=family)
+    layer = resolve_layer(
+        cfg.layer,
+        num_layers(model),
+        model_name=Path(cfg.model).name,
+        family=family,
+        readable=family.readable_layers(model),
+    )
+    family.check_layer(model, layer)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -118,15 +125,23 @@ def build_joint_model(
 
 
 def resolve_layer(
-    requested: int | None, depth: int, *, model_name: str = "the model", family: MLLMFamily | None = None
+    requested: int | None,
+    depth: int,
+    *,
+    model_name: str = "the model",
+    family: MLLMFamily | None = None,
+    readable: int | None = None,
 ) -> int:
-    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4)."""
-    default_layer = family.default_layer if family is not None else paper_default_layer
-    layer = requested if requested is not None else default_layer(depth)
+    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4; at
+    most the deepest layer generation computes for the whole prompt, ``readable``)."""
+    default = (
+        family.default_layer(depth, readable=readable) if family is not None else paper_default_layer(depth)
+    )
+    layer = requested if requested is not None else default
     if not 1 <= layer <= depth:
         raise ValueError(
             f"layer={layer} is outside {model_name}'s decoder layers: it has {depth} (1..{depth}). Leave "
-            f"`layer` unset for 3/4 of the depth (layer {default_layer(depth)} here), or set one in 1..{depth}."
+            f"`layer` unset for 3/4 of the depth (layer {default} here), or set one in 1..{depth}."
         )
     return layer
 
