@@ -3,9 +3,11 @@
     .venv/bin/python -m devkit.build_workflows          # rewrite workflows/*.json
     .venv/bin/python -m devkit.build_workflows --check  # exit 1 if the files are out of date
 
-Three graphs: masked and mask-free MIND-Edit (refined prompts + v_insight through the IP-Adapter),
+Eight graphs: masked and mask-free MIND-Edit (refined prompts + v_insight through the IP-Adapter)
 and a refine-only edit that needs only public weights (a VLM and a checkpoint), each for SD1.5 and
-for SDXL (the same graph with SDXL base and the ``_vit-h`` adapter: one head drives both). Each is laid
+for SDXL (the same graph with SDXL base and the ``_vit-h`` adapter: one head drives both); and refine ->
+Qwen-Image-Edit and refine -> FLUX.1 Kontext for ComfyUI 0.33 (an edit instruction from a served or
+local VLM, pasted back through the mask; devkit/workflow_editors.py). Each is laid
 out in titled groups, left to right (models, source and mask, MIND-Edit, edit, output), every node
 at the size the frontend gives it (`devkit.ui_graph.Column`). Model files are ordinary dropdown
 widgets; the checkpoint and IP-Adapter loaders carry ``properties.models`` (name, URL, folder) and a
@@ -21,6 +23,16 @@ import json
 import sys
 from pathlib import Path
 
+from devkit.workflow_editors import (
+    EDIT_STYLE,
+    GROUP_KONTEXT_EDIT,
+    GROUP_QWEN_EDIT,
+    add_kontext_edit,
+    add_kontext_models,
+    add_qwen_edit,
+    add_qwen_models,
+    add_vlm_loaders,
+)
 from devkit.workflow_parts import *  # noqa: F403  (the names the demo and tests use as wf.X)
 from devkit.workflow_parts import (
     DEFAULT_LLM_FOLDER,
@@ -28,11 +40,20 @@ from devkit.workflow_parts import (
     EDIT_INSTRUCTION,
     EDIT_NOTE,
     EDIT_WORKFLOW,
+    EDITOR_INSTRUCTION,
+    EDITORS_MODELS_NOTE,
     GROUP_INPUT,
+    GROUP_MINDEDIT,
+    GROUP_MODELS,
+    GROUP_OUTPUT,
+    KONTEXT_NOTE,
+    KONTEXT_WORKFLOW,
     MASKED_INSTRUCTION,
     MASKED_NOTE,
     MASKED_WORKFLOW,
     NO_MINDEDIT_CHECKPOINT,
+    QWEN_EDIT_NOTE,
+    QWEN_EDIT_WORKFLOW,
     REFINE_ONLY_INSTRUCTION,
     REFINE_ONLY_LLM_FOLDER,
     REFINE_ONLY_NOTE,
@@ -122,12 +143,48 @@ def refine_only_workflow(family: Family = SD15) -> dict:
         lay, REFINE_ONLY_LLM_FOLDER, NO_MINDEDIT_CHECKPOINT, with_ipadapter=False
     )
     source, region, soft = add_source_and_mask(lay, with_mask_file=False)
-    refine = add_refine(lay, loader, source, region, REFINE_ONLY_INSTRUCTION, embeds=False)
+    refine = add_refine(lay, loader, source, region, REFINE_ONLY_INSTRUCTION, embeds=False, style="sd_tags")
     decode = add_sampling(
         lay, checkpoint, checkpoint, source, add_text_encoders(lay, checkpoint, refine), soft, 0.75
     )
     add_output(lay, source, decode, soft, refine, region, _prefix(family, "refine_only_edit"))
     return lay.finish()
+
+
+def _editor_workflow(
+    workflow_id: str, note: str, group: str, add_models_fn, add_edit_fn, prefix: str
+) -> dict:
+    columns = {GROUP_MODELS: 1, GROUP_INPUT: 2, GROUP_MINDEDIT: 1, group: 2, GROUP_OUTPUT: 2}
+    lay = new_layout(workflow_id, note, columns, models_note=EDITORS_MODELS_NOTE)
+    models = add_models_fn(lay)
+    vlm = add_vlm_loaders(lay)
+    source, region, soft = add_source_and_mask(lay, with_mask_file=False)
+    refine = add_refine(lay, vlm, source, region, EDITOR_INSTRUCTION, embeds=False, style=EDIT_STYLE)
+    edited = add_edit_fn(lay, models, source, refine)
+    add_output(lay, source, edited, soft, refine, region, prefix)
+    return lay.finish()
+
+
+def qwen_image_edit_workflow() -> dict:
+    return _editor_workflow(
+        "3a7c1e52-8b4d-4f6a-9e2c-5d1b7a0f3c84",
+        QWEN_EDIT_NOTE,
+        GROUP_QWEN_EDIT,
+        add_qwen_models,
+        add_qwen_edit,
+        "mindedit/qwen_image_edit",
+    )
+
+
+def flux_kontext_workflow() -> dict:
+    return _editor_workflow(
+        "b4e2d9a1-6c3f-4a7e-8d5b-2f9c0e1a7b63",
+        KONTEXT_NOTE,
+        GROUP_KONTEXT_EDIT,
+        add_kontext_models,
+        add_kontext_edit,
+        "mindedit/flux_kontext",
+    )
 
 
 WORKFLOWS = {
@@ -137,6 +194,8 @@ WORKFLOWS = {
     SDXL_MASKED_WORKFLOW: lambda: masked_edit_workflow(SDXL),
     SDXL_EDIT_WORKFLOW: lambda: edit_workflow(SDXL),
     SDXL_REFINE_ONLY_WORKFLOW: lambda: refine_only_workflow(SDXL),
+    QWEN_EDIT_WORKFLOW: qwen_image_edit_workflow,
+    KONTEXT_WORKFLOW: flux_kontext_workflow,
 }
 
 

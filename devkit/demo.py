@@ -76,7 +76,7 @@ def prepare_prompt(
     from devkit.workflow_api import find_node_ids, set_widget, ui_to_api
 
     prompt = ui_to_api(load_workflow(workflow_name), object_info)
-    family = wf.WORKFLOW_FAMILIES[workflow_name].key
+    family = wf.WORKFLOW_FAMILIES.get(workflow_name, wf.SD15).key
     checkpoint, ipadapter = models.for_family(family)
     if checkpoint is None:
         raise DemoError(f"{workflow_name} needs an SDXL checkpoint and IP-Adapter (--sdxl with tiny models).")

@@ -73,9 +73,14 @@ class Layout:
 
 
 def new_layout(
-    workflow_id: str, note: str, columns_per_group: dict[str, int], family: Family = SD15
+    workflow_id: str,
+    note: str,
+    columns_per_group: dict[str, int],
+    family: Family = SD15,
+    models_note: str | None = None,
 ) -> Layout:
-    """Notes on top, then one column set per group; the family names the edit group and the models."""
+    """Notes on top, then one column set per group; the family names the edit group and the models
+    (``models_note`` replaces the family's note: the instruction-editor workflows)."""
     columns_per_group = {
         (family.edit_group if k == GROUP_EDIT else k): n for k, n in columns_per_group.items()
     }
@@ -83,7 +88,7 @@ def new_layout(
     notes = Column(g, 0, 0, 2 * COLUMN_STEP - 60)
     notes.add(
         "Note",
-        widgets=[family.models_note],
+        widgets=[models_note or family.models_note],
         tall=(0,),
         min_height=NOTES_HEIGHT,
         color=NOTE_COLOR,
@@ -200,15 +205,23 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
 
 
 def add_refine(
-    lay: Layout, loader: int, source: int, region: int | None, instruction: str, embeds: bool
+    lay: Layout,
+    loader: int,
+    source: int,
+    region: int | None,
+    instruction: str,
+    embeds: bool,
+    style: str | None = None,
 ) -> int:
+    """The MIND-Edit node; ``style`` (refine node only) is its output style widget, appended after
+    the others as the node declares it (None: left at its default, as older workflows have it)."""
     g = lay.graph
     inputs = [("mllm", "MINDEDIT_MLLM"), ("image", "IMAGE")] + ([("mask", "MASK")] if region else [])
     outputs = REFINED_OUTPUTS + ([("pos_embeds", "EMBEDS"), ("neg_embeds", "EMBEDS")] if embeds else [])
     node = lay.add(
         GROUP_MINDEDIT,
         "MindEditRefineAndEmbed" if embeds else "MindEditRefineInstruction",
-        widgets=[instruction, 0, "fixed", 200, 384],
+        widgets=[instruction, 0, "fixed", 200, 384] + ([style] if style else []),
         tall=(0,),
         inputs=inputs,
         outputs=outputs + [("raw_answer", "STRING"), ("status", "STRING")],
