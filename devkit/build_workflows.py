@@ -3,8 +3,9 @@
     .venv/bin/python -m devkit.build_workflows          # rewrite workflows/*.json
     .venv/bin/python -m devkit.build_workflows --check  # exit 1 if the files are out of date
 
-Five graphs: masked and mask-free MIND-Edit (refined prompts + v_insight through the IP-Adapter),
-a refine-only edit that needs only public weights (a VLM and an SD1.5 checkpoint), and refine ->
+Eight graphs: masked and mask-free MIND-Edit (refined prompts + v_insight through the IP-Adapter)
+and a refine-only edit that needs only public weights (a VLM and a checkpoint), each for SD1.5 and
+for SDXL (the same graph with SDXL base and the ``_vit-h`` adapter: one head drives both); and refine ->
 Qwen-Image-Edit and refine -> FLUX.1 Kontext for ComfyUI 0.33 (an edit instruction from a served or
 local VLM, pasted back through the mask; devkit/workflow_editors.py). Each is laid
 out in titled groups, left to right (models, source and mask, MIND-Edit, edit, output), every node
@@ -58,7 +59,13 @@ from devkit.workflow_parts import (
     REFINE_ONLY_NOTE,
     REFINE_ONLY_WORKFLOW,
     SAMPLE_SOURCE,
+    SD15,
+    SDXL,
+    SDXL_EDIT_WORKFLOW,
+    SDXL_MASKED_WORKFLOW,
+    SDXL_REFINE_ONLY_WORKFLOW,
     SOURCE_TITLE,
+    Family,
     status_example,
 )
 from devkit.workflow_sections import (
@@ -78,8 +85,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
 
 
-def masked_edit_workflow() -> dict:
-    lay = new_layout("6f1b8f0e-6d1a-4a8e-9a51-6d9c2f0b7a11", MASKED_NOTE, GROUP_COLUMNS)
+# Workflow ids per (graph, family): stable, so a re-generated file is identical.
+_IDS = {
+    ("masked", "sd15"): "6f1b8f0e-6d1a-4a8e-9a51-6d9c2f0b7a11",
+    ("edit", "sd15"): "0c5d3f4e-2a7b-4c1d-8e9f-3b2a1c0d9e8f",
+    ("refine_only", "sd15"): "9d2e7c1a-4b5f-4e3a-8c6d-1f0a2b3c4d5e",
+    ("masked", "sdxl"): "3a7e1c52-8b0d-4f6e-a1c9-5d2b7e4f8a30",
+    ("edit", "sdxl"): "b4c8e2d1-7f3a-4a6b-9e5c-2d1f0a8b6c47",
+    ("refine_only", "sdxl"): "e1f0d9c8-3b2a-4c7d-8e6f-9a5b4c3d2e1f",
+}
+
+
+def _prefix(family: Family, name: str) -> str:
+    return f"mindedit/{name}" if family is SD15 else f"mindedit/sdxl_{name}"
+
+
+def masked_edit_workflow(family: Family = SD15) -> dict:
+    lay = new_layout(_IDS[("masked", family.key)], MASKED_NOTE, GROUP_COLUMNS, family)
     checkpoint, loader, ip_loader = add_models(
         lay, DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True
     )
@@ -90,12 +112,12 @@ def masked_edit_workflow() -> dict:
         lay, checkpoint, model, source, add_text_encoders(lay, checkpoint, refine), soft, 0.9
     )
     status = status_example(DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, MASKED_INSTRUCTION, True)
-    add_output(lay, source, decode, soft, refine, region, "mindedit/masked_edit", status)
+    add_output(lay, source, decode, soft, refine, region, _prefix(family, "masked_edit"), status)
     return lay.finish()
 
 
-def edit_workflow() -> dict:
-    lay = new_layout("0c5d3f4e-2a7b-4c1d-8e9f-3b2a1c0d9e8f", EDIT_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1})
+def edit_workflow(family: Family = SD15) -> dict:
+    lay = new_layout(_IDS[("edit", family.key)], EDIT_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1}, family)
     checkpoint, loader, ip_loader = add_models(
         lay, DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, with_ipadapter=True
     )
@@ -113,13 +135,13 @@ def edit_workflow() -> dict:
         lay, checkpoint, model, source, add_text_encoders(lay, checkpoint, refine), None, 0.65
     )
     status = status_example(DEFAULT_LLM_FOLDER, DEFAULT_MINDEDIT_CHECKPOINT, EDIT_INSTRUCTION, False)
-    add_output(lay, source, decode, None, refine, None, "mindedit/edit", status)
+    add_output(lay, source, decode, None, refine, None, _prefix(family, "edit"), status)
     return lay.finish()
 
 
-def refine_only_workflow() -> dict:
+def refine_only_workflow(family: Family = SD15) -> dict:
     lay = new_layout(
-        "9d2e7c1a-4b5f-4e3a-8c6d-1f0a2b3c4d5e", REFINE_ONLY_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1}
+        _IDS[("refine_only", family.key)], REFINE_ONLY_NOTE, {**GROUP_COLUMNS, GROUP_INPUT: 1}, family
     )
     checkpoint, loader, _ = add_models(
         lay, REFINE_ONLY_LLM_FOLDER, NO_MINDEDIT_CHECKPOINT, with_ipadapter=False
@@ -130,7 +152,7 @@ def refine_only_workflow() -> dict:
         lay, checkpoint, checkpoint, source, add_text_encoders(lay, checkpoint, refine), soft, 0.75
     )
     status = status_example(REFINE_ONLY_LLM_FOLDER, NO_MINDEDIT_CHECKPOINT, REFINE_ONLY_INSTRUCTION, True)
-    add_output(lay, source, decode, soft, refine, region, "mindedit/refine_only_edit", status)
+    add_output(lay, source, decode, soft, refine, region, _prefix(family, "refine_only_edit"), status)
     return lay.finish()
 
 
@@ -177,6 +199,9 @@ WORKFLOWS = {
     MASKED_WORKFLOW: masked_edit_workflow,
     EDIT_WORKFLOW: edit_workflow,
     REFINE_ONLY_WORKFLOW: refine_only_workflow,
+    SDXL_MASKED_WORKFLOW: lambda: masked_edit_workflow(SDXL),
+    SDXL_EDIT_WORKFLOW: lambda: edit_workflow(SDXL),
+    SDXL_REFINE_ONLY_WORKFLOW: lambda: refine_only_workflow(SDXL),
     QWEN_EDIT_WORKFLOW: qwen_image_edit_workflow,
     KONTEXT_WORKFLOW: flux_kontext_workflow,
 }

@@ -11,18 +11,13 @@ from dataclasses import dataclass
 from devkit.node_layout import preview_node_height
 from devkit.ui_graph import Column, UIGraph
 from devkit.workflow_parts import (
-    CHECKPOINT_MODEL,
-    DEFAULT_CHECKPOINT,
-    DEFAULT_IPADAPTER,
     GROUP_EDIT,
     GROUP_INPUT,
     GROUP_MINDEDIT,
     GROUP_MODELS,
     GROUP_OUTPUT,
     IPADAPTER_APPLY_VALUES,
-    IPADAPTER_MODEL,
     MASK_TITLE,
-    MODELS_NOTE,
     NEGATIVE_PREVIEW_TITLE,
     NOTE_BG,
     NOTE_COLOR,
@@ -30,8 +25,10 @@ from devkit.workflow_parts import (
     REFINE_TITLE,
     SAMPLE_MASK,
     SAMPLE_SOURCE,
+    SD15,
     SOURCE_TITLE,
     STATUS_PREVIEW_TITLE,
+    Family,
     pack_node,
 )
 from mindedit_core import node_specs as specs
@@ -50,6 +47,11 @@ class Layout:
     graph: UIGraph
     columns: dict[str, list[Column]]
     members: dict[str, list[int]]
+    family: Family = SD15
+
+    @property
+    def edit_group(self) -> str:
+        return self.family.edit_group
 
     def col(self, group: str, index: int = 0) -> Column:
         return self.columns[group][index]
@@ -79,12 +81,26 @@ class Layout:
 
 
 def new_layout(
-    workflow_id: str, note: str, columns_per_group: dict[str, int], models_note: str = MODELS_NOTE
+    workflow_id: str,
+    note: str,
+    columns_per_group: dict[str, int],
+    family: Family = SD15,
+    models_note: str | None = None,
 ) -> Layout:
+    """Notes on top, then one column set per group; the family names the edit group and the models
+    (``models_note`` replaces the family's note: the instruction-editor workflows)."""
+    columns_per_group = {
+        (family.edit_group if k == GROUP_EDIT else k): n for k, n in columns_per_group.items()
+    }
     g = UIGraph(workflow_id)
     notes = Column(g, 0, 0, 2 * COLUMN_STEP - 60)
     notes.add(
-        "Note", widgets=[models_note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
+        "Note",
+        widgets=[models_note or family.models_note],
+        tall=(0,),
+        min_height=NOTES_HEIGHT,
+        color=NOTE_COLOR,
+        bgcolor=NOTE_BG,
     )
     Column(g, 2 * COLUMN_STEP, 0, 2 * COLUMN_STEP - 60).add(
         "Note", widgets=[note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
@@ -93,7 +109,7 @@ def new_layout(
     for group, count in columns_per_group.items():
         columns[group] = [Column(g, x + i * COLUMN_STEP, TOP, COLUMN_WIDTH) for i in range(count)]
         x += count * COLUMN_STEP + 20
-    return Layout(g, columns, {group: [] for group in columns_per_group})
+    return Layout(g, columns, {group: [] for group in columns_per_group}, family)
 
 
 def add_models(
@@ -102,9 +118,9 @@ def add_models(
     checkpoint = lay.add(
         GROUP_MODELS,
         "CheckpointLoaderSimple",
-        widgets=[DEFAULT_CHECKPOINT],
+        widgets=[lay.family.checkpoint],
         outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
-        models=[CHECKPOINT_MODEL],
+        models=[lay.family.checkpoint_model],
     )
     loader = lay.add_pack(
         GROUP_MODELS,
@@ -116,8 +132,8 @@ def add_models(
         ip_loader = lay.add_pack(
             GROUP_MODELS,
             specs.IPADAPTER_LOADER,
-            values={"ipadapter_file": DEFAULT_IPADAPTER},
-            models=[IPADAPTER_MODEL],
+            values={"ipadapter_file": lay.family.ipadapter},
+            models=[lay.family.ipadapter_model],
         )
     return checkpoint, loader, ip_loader
 
@@ -216,7 +232,7 @@ def add_text_encoders(lay: Layout, checkpoint: int, refine: int) -> tuple[int, i
     encoders = []
     for slot, which in ((0, "positive"), (1, "negative")):
         enc = lay.add(
-            GROUP_EDIT,
+            lay.edit_group,
             "CLIPTextEncode",
             widgets=[""],
             tall=(0,),
@@ -258,9 +274,12 @@ def add_sampling(
 ) -> int:
     """Pad, encode (+ noise mask), sample, decode; returns the VAE Decode node."""
     g = lay.graph
-    pad = lay.add_pack(GROUP_EDIT, specs.PAD_FOR_VAE)
+    pad = lay.add_pack(lay.edit_group, specs.PAD_FOR_VAE)
     encode = lay.add(
-        GROUP_EDIT, "VAEEncode", inputs=[("pixels", "IMAGE"), ("vae", "VAE")], outputs=[("LATENT", "LATENT")]
+        lay.edit_group,
+        "VAEEncode",
+        inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
+        outputs=[("LATENT", "LATENT")],
     )
     g.connect(source, 0, pad, "image")
     g.connect(pad, 0, encode, "pixels")
@@ -268,7 +287,7 @@ def add_sampling(
     latent = encode
     if soft:
         latent = lay.add(
-            GROUP_EDIT,
+            lay.edit_group,
             "SetLatentNoiseMask",
             inputs=[("samples", "LATENT"), ("mask", "MASK")],
             outputs=[("LATENT", "LATENT")],
@@ -276,7 +295,7 @@ def add_sampling(
         g.connect(encode, 0, latent, "samples")
         g.connect(soft, 0, latent, "mask")
     sampler = lay.add(
-        GROUP_EDIT,
+        lay.edit_group,
         "KSampler",
         1,
         widgets=[0, "randomize", 25, 7.0, "euler_ancestral", "normal", denoise],
@@ -293,7 +312,7 @@ def add_sampling(
     g.connect(cond[1], 0, sampler, "negative")
     g.connect(latent, 0, sampler, "latent_image")
     decode = lay.add(
-        GROUP_EDIT,
+        lay.edit_group,
         "VAEDecode",
         1,
         inputs=[("samples", "LATENT"), ("vae", "VAE")],

@@ -435,15 +435,18 @@ IPADAPTER_LOADER = NodeSpec(
     node_id="MindEditIPAdapterLoader",
     display_name="MIND-Edit IP-Adapter Loader",
     category=IPADAPTER_CATEGORY,
-    description="Loads an SD1.5 IP-Adapter (plain or plus) in any released layout.",
+    description=(
+        "Loads an IP-Adapter for the ViT-H image encoder (SD1.5 or SDXL; plain or plus) in any released layout."
+    ),
     function="load",
     inputs=(
         Input(
             "ipadapter_file",
             IPADAPTER_FILES,
-            "An SD1.5 IP-Adapter in ComfyUI/models/ipadapter: ip-adapter_sd15 (plain, takes [B,1024] "
-            "embeds) or ip-adapter-plus_sd15 (plus, takes [B,257,1280]). Must match the kind of the "
-            "MIND-Edit vision head.",
+            "An IP-Adapter for the ViT-H encoder in ComfyUI/models/ipadapter, of the checkpoint's family. "
+            "SD1.5: ip-adapter_sd15 (plain, takes [B,1024] embeds) or ip-adapter-plus_sd15 (plus, takes "
+            "[B,257,1280]). SDXL: ip-adapter_sdxl_vit-h (plain) or ip-adapter-plus(-face)_sdxl_vit-h (plus); "
+            "not ip-adapter_sdxl (made for ViT-bigG). Must match the kind of the MIND-Edit vision head.",
         ),
     ),
     outputs=(
@@ -460,12 +463,16 @@ APPLY_IPADAPTER = NodeSpec(
     display_name="MIND-Edit Apply IP-Adapter (EMBEDS)",
     category=IPADAPTER_CATEGORY,
     description=(
-        "Applies an SD1.5 IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on all 16 cross-attention "
-        "layers, composing with other attention patches."
+        "Applies an IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on every cross-attention layer of "
+        "the model (16 in SD1.5, 70 in SDXL), composing with other attention patches."
     ),
     function="apply",
     inputs=(
-        Input("model", "MODEL", "The SD1.5 model to steer (any SD1.5 checkpoint)."),
+        Input(
+            "model",
+            "MODEL",
+            "The model to steer: any SD1.5 or SDXL checkpoint, of the same family as the IP-Adapter.",
+        ),
         Input("ipadapter", IPADAPTER_TYPE, "From MIND-Edit IP-Adapter Loader."),
         Input(
             "pos_embed",

@@ -1,4 +1,4 @@
-"""IP-Adapter nodes: load an SD1.5 IP-Adapter file, and apply it to a MODEL with `EMBEDS`.
+"""IP-Adapter nodes: load an SD1.5 or SDXL (ViT-H) IP-Adapter file, and apply it to a MODEL with `EMBEDS`.
 
 All logic lives in ``mindedit_core.ipadapter``. The adapter file list is ComfyUI's ``models/ipadapter``
 folder (`model_folders.IPADAPTER_FOLDER`, registered when ``nodes/__init__.py`` is imported; the folder
@@ -38,7 +38,7 @@ def comfy_attention(q, k, v, heads, extra_options=None):
 
 @implements(IPADAPTER_LOADER)
 class MindEditIPAdapterLoader:
-    """Load an SD1.5 IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
+    """Load an SD1.5 or SDXL ViT-H IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
 
     def load(self, ipadapter_file: str):
         path = folder_paths.get_full_path_or_raise(IPADAPTER_FOLDER, ipadapter_file)

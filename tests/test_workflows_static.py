@@ -58,8 +58,9 @@ def _source_of(workflow, node, input_name):
 def test_models_are_ordinary_widgets_and_notes_say_where_files_go(name):
     workflow = _load(name)
     by_type = _by_type(workflow)
-    assert by_type["CheckpointLoaderSimple"][0]["widgets_values"] == [wf.DEFAULT_CHECKPOINT]
-    refine_only = name == wf.REFINE_ONLY_WORKFLOW
+    family = wf.WORKFLOW_FAMILIES[name]
+    assert by_type["CheckpointLoaderSimple"][0]["widgets_values"] == [family.checkpoint]
+    refine_only = name in (wf.REFINE_ONLY_WORKFLOW, wf.SDXL_REFINE_ONLY_WORKFLOW)
     vlm = wf.REFINE_ONLY_LLM_FOLDER if refine_only else wf.DEFAULT_LLM_FOLDER
     checkpoint = wf.NO_MINDEDIT_CHECKPOINT if refine_only else wf.DEFAULT_MINDEDIT_CHECKPOINT
     assert by_type["MindEditMLLMLoader"][0]["widgets_values"][:2] == [vlm, checkpoint]
@@ -129,7 +130,7 @@ def test_every_status_line_reaches_the_status_preview(name):
     sources = {s["name"]: _source_of(workflow, status, s["name"]) for s in status["inputs"] if s["link"]}
     assert sources["mllm_status"][0].get("title") == wf.REFINE_TITLE
     assert sources["image_status"][0]["type"] == "MindEditPasteEdit"
-    assert ("mask_status" in sources) == (name != wf.EDIT_WORKFLOW)
+    assert ("mask_status" in sources) == (name not in (wf.EDIT_WORKFLOW, wf.SDXL_EDIT_WORKFLOW))
     (preview,) = [n for n in workflow["nodes"] if n.get("title") == wf.STATUS_PREVIEW_TITLE]
     assert _source_of(workflow, preview, "source")[0] is status
 
@@ -163,6 +164,32 @@ def test_file_loaders_name_their_download_and_the_folder_the_node_reads(name):
             )
     hub = catalogue(wf.REPO_ROOT / "models")["ipadapter-plain"]
     assert wf.IPADAPTER_MODEL["url"].endswith(f"{hub.repo_id}/resolve/main/{hub.files[0]}")
+    hub = catalogue(wf.REPO_ROOT / "models")["ipadapter-sdxl-plain"]
+    assert wf.SDXL_IPADAPTER_MODEL["url"].endswith(f"{hub.repo_id}/resolve/main/{hub.files[0]}")
+
+
+@pytest.mark.parametrize("name", sorted(wf.SDXL_COUNTERPARTS))
+def test_sdxl_workflows_are_the_sd15_graphs_with_sdxl_models(name):
+    """Same nodes, links, widgets and layout as the SD1.5 workflow, except the checkpoint, the
+    IP-Adapter (the _vit-h file, never the ViT-bigG one), the edit group's title, the models note
+    and the output prefix."""
+    sdxl, sd15 = _load(name), _load(wf.SDXL_COUNTERPARTS[name])
+    assert sdxl["links"] == sd15["links"] and sdxl["id"] != sd15["id"]
+    changed = {}
+    for a, b in zip(sdxl["nodes"], sd15["nodes"], strict=True):
+        assert (a["id"], a["type"], a["pos"], a["size"]) == (b["id"], b["type"], b["pos"], b["size"])
+        if a.get("widgets_values") != b.get("widgets_values"):
+            changed[a["type"]] = a["widgets_values"]
+    expected = {"CheckpointLoaderSimple", "Note", "SaveImage"}
+    if wf.IPADAPTER_LOADER in changed:
+        expected.add(wf.IPADAPTER_LOADER)
+        assert changed[wf.IPADAPTER_LOADER] == ["ip-adapter_sdxl_vit-h.safetensors"]
+    assert set(changed) == expected
+    assert changed["CheckpointLoaderSimple"] == ["sd_xl_base_1.0.safetensors"]
+    assert changed["SaveImage"][0].startswith("mindedit/sdxl_")
+    assert [g["title"] for g in sdxl["groups"]] == [
+        "Edit (SDXL)" if g["title"] == "Edit (SD1.5)" else g["title"] for g in sd15["groups"]
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
