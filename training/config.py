@@ -49,6 +49,9 @@ class TrainConfig:
     head_kind: str = "plain"  # plain -> [1024] image_embeds, plus -> [257,1280]
     layer: int | None = None  # None: 3/4 of the depth (21 of 28 for the 7B model)
     head_width: int | None = None
+    # Where the head pools: "user_turn" (image + instruction; the fixed system prompt left out) or
+    # "prompt" (every prompt position, the design before the learning benchmark; it collapses there).
+    head_pool: str = "user_turn"
     # --- adaptation ---
     finetune: str = "lora"  # lora | full
     lora_r: int = 16
@@ -76,6 +79,11 @@ class TrainConfig:
     save_every: int = 200  # optimizer steps between resumable states
     keep_states: int = 2
     log_every: int = 10
+    # Held-out check of the head (cos, and input dependence: spread of the outputs, cos to the mean
+    # target) on up to eval_records records of the split's test part, every eval_every steps (0: only at
+    # the start and the end). A collapsed head (one output for every input) is a loud warning.
+    eval_every: int = 0
+    eval_records: int = 32
     resume: str = "auto"  # auto (latest state in output_dir) | never | <state folder>
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True
@@ -90,6 +98,8 @@ class TrainConfig:
             problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.head_kind not in ("plain", "plus"):
             problems.append(f"head_kind must be 'plain' or 'plus', got {self.head_kind!r}")
+        if self.head_pool not in ("user_turn", "prompt"):
+            problems.append(f"head_pool must be 'user_turn' or 'prompt', got {self.head_pool!r}")
         if self.scheduler not in ("cosine", "linear", "constant"):
             problems.append(f"scheduler must be cosine, linear or constant, got {self.scheduler!r}")
         if not self.model:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from .config import TrainConfig
+from .input_dependence import collapse_warning
 from .joint_model import JointModel, unwrap_peft
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,14 @@ def export_trained(
     global_step: int,
     final_metrics: dict | None,
     negative_embeds=None,
+    head_check: dict | None = None,
+    head_check_where: str = "",
 ) -> tuple[Path | None, Path | None]:
     """Write the checkpoint (and the full model folder); returns ``(checkpoint_dir, model_dir)``
     (both ``None`` on processes other than the main one). ``negative_embeds``: a plus head's blank-image
-    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint."""
+    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint. ``head_check``:
+    the last input-dependence check of the head (`training.input_dependence`), recorded in the manifest
+    with its collapse warning (``extra.collapse_warning``, None when the outputs depend on the input)."""
     from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
 
     full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
@@ -45,6 +50,9 @@ def export_trained(
         "global_step": global_step,
         "final_metrics": final_metrics,
     }
+    if head is not None:
+        extra["head_check"] = {"on": head_check_where, **head_check} if head_check else None
+        extra["collapse_warning"] = collapse_warning(head_check, where=head_check_where or "items")
     model_dir = None
     if cfg.finetune == "full":
         model_dir = out / "model"

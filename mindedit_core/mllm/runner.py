@@ -252,15 +252,18 @@ class MindEditMLLM:
         inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
             hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
-        return self._apply_head(head, hidden, inputs["attention_mask"])
+        return self._apply_head(head, hidden, inputs)
 
     # -- internals -------------------------------------------------------------------------------
-    def _apply_head(
-        self, head: VisionHead, hidden: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def _apply_head(self, head: VisionHead, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """The head on the captured states; it gets the prompt's ids too (user-turn pooling)."""
         head_device = next(head.parameters()).device
         with torch.no_grad():
-            return head(hidden.to(head_device), attention_mask.to(head_device))
+            return head(
+                hidden.to(head_device),
+                inputs["attention_mask"].to(head_device),
+                input_ids=inputs["input_ids"].to(head_device),
+            )
 
     @torch.no_grad()
     def _generate(
@@ -316,7 +319,7 @@ class MindEditMLLM:
         if embed:
             if hidden is None:
                 raise RuntimeError("The layer hook did not capture the prefill hidden states.")
-            v_insight = self._apply_head(self.head, hidden, inputs["attention_mask"])
+            v_insight = self._apply_head(self.head, hidden, inputs)
         done = time.perf_counter()
         return MindEditResult(
             refined=refined,

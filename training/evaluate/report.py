@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import plots
 from .ablation_rows import ROW_ORDER, classify_run
+from .insight_check import insight_section, insight_stats
 from .metrics import DISPLAY_NAMES, HIGHER_IS_BETTER
 from .reported import BENCHMARKS, REPORTED_TABLE1, REPORTED_TABLE2, benchmark_of, benchmark_title
 from .run_files import RUN_FILE, SCORES_FILE, SUMMARY_FILE, read_jsonl, read_manifest, read_run, safe_name
@@ -47,6 +48,7 @@ class ScoredRun:
         items = [item for item_id, item in read_manifest(self.folder).items() if item_id in scored]
         self.fallbacks = sum(1 for item in items if _fell_back(item))
         self.refined_items = sum(1 for item in items if item.get("prompt_origin") == "mllm")
+        self.insight = insight_stats(items)  # spread of v_insight over the items (None: not used)
 
 
 def _fell_back(item: dict) -> bool:
@@ -307,7 +309,15 @@ def build_report(
     warnings = fallback_warnings(runs)
     if warnings:
         parts.append(warnings)
+    collapse_warnings, insight_table = insight_section(runs)
+    if collapse_warnings:
+        parts.append(collapse_warnings)
     parts += ["## Results (paper Table 1 layout)", table1(runs)]
+    if insight_table:
+        parts += [
+            "## v_insight input dependence (beside CLIP-I, which cannot see a collapsed head)",
+            insight_table,
+        ]
     for benchmark in sorted({r.benchmark for r in runs}):
         ablation = table2(runs, benchmark)
         if ablation:
