@@ -156,7 +156,20 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--frozen-steps", type=int, default=300, help="head steps of the frozen tier")
     p.add_argument("--steps", type=int, default=60, help="training.train steps of the end2end tier")
-    p.add_argument("--pools", nargs="+", default=["user_turn", "prompt"], choices=("user_turn", "prompt"))
+    p.add_argument(
+        "--pools",
+        nargs="+",
+        default=["user_turn", "prompt"],
+        choices=("user_turn", "prompt"),
+        help="frozen tier",
+    )
+    p.add_argument(
+        "--end2end-pools",
+        nargs="+",
+        default=["user_turn"],
+        choices=("user_turn", "prompt"),
+        help="end2end tier",
+    )
     p.add_argument("--variants", nargs="+", default=["joint", "head_only"], choices=("joint", "head_only"))
     p.add_argument("--work", default=str(REPO / ".cache" / "bench_learning"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training option overrides")
@@ -180,7 +193,7 @@ def main(argv=None) -> int:
     baselines = simple_baselines(bench)
     out = Path(args.work) / "results.json"
     for family in args.families:
-        states = frozen_states(bench, family)
+        states = cached_states(bench, family)
         res = results["families"][family] = {
             "baselines": baselines,
             "probes": {pool: ridge_probe(bench, states.pooled(pool)) for pool in ("user_turn", "prompt")},
@@ -195,7 +208,7 @@ def main(argv=None) -> int:
                     _say(family, f"frozen pool={pool} seed={seed}", check)
                     out.write_text(json.dumps(results, indent=1))
         if "end2end" in args.tiers:
-            for pool in args.pools:
+            for pool in args.end2end_pools:
                 for variant in args.variants:
                     for seed in args.seeds:
                         check = train_once(bench, family, variant, pool, seed, args.steps, **overrides)
@@ -205,6 +218,18 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(results, indent=1))
     print(table(results))
     return 0
+
+
+def cached_states(bench, family: str):
+    """The frozen layer-m states of ``family``, computed once per work folder."""
+    import torch
+
+    path = bench.work / f"states-{family}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    states = frozen_states(bench, family)
+    torch.save(states, path)
+    return states
 
 
 def _say(family: str, what: str, check: dict) -> None:
