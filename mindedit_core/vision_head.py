@@ -3,8 +3,8 @@
 Design (attention pooling, one resampler block):
 
 1. ``LayerNorm(h_m)``: layer m's output is the raw residual stream, whose scale grows with depth.
-2. ``num_queries`` learnable queries cross-attend to all prompt positions (image and instruction
-   tokens), masked by the attention mask. Pooling over every position matters: LLaVA-OneVision's chat
+2. ``num_queries`` learnable queries cross-attend to the positions the head reads (item 5; image and
+   instruction tokens), masked by the attention mask. Pooling over all of them matters: LLaVA-OneVision's chat
    template puts the image before the instruction, so under causal attention no single image token
    has seen the instruction (Qwen families get the instruction first, see
    `mindedit_core.mllm.families`), and the last token alone is a narrow bottleneck.
