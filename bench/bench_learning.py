@@ -106,10 +106,15 @@ def fmt(values: list[float], digits: int = 3) -> str:
     return f"{mean:+.{digits}f}" if math.isnan(se) else f"{mean:+.{digits}f} ± {se:.{digits}f}"
 
 
+def fmt_small(values: list[float]) -> str:
+    mean, se = mean_se(values)
+    return f"{mean:.2e}" if math.isnan(se) else f"{mean:.2e} ± {se:.1e}"
+
+
 def _run_row(family: str, label: str, runs: list[dict]) -> str:
     return (
         f"| {family} | {label}, {len(runs)} seeds | {fmt([r['cos'] for r in runs])} | "
-        f"{fmt([r['spread'] for r in runs], 4)} | {fmt([r['cos_to_mean_target'] for r in runs])} | "
+        f"{fmt_small([r['spread'] for r in runs])} | {fmt([r['cos_to_mean_target'] for r in runs])} | "
         f"{sum(r['collapsed'] for r in runs)}/{len(runs)} |"
     )
 
