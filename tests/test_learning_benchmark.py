@@ -4,8 +4,9 @@ A slice of the learning benchmark (`bench.learning_setup`: synthetic recolour/mo
 stand-in targets through `training.build_targets`, the package's split), the tiny Qwen2.5-VL fixture's
 frozen layer-m states, and the package's `VisionHead` trained with the training loss and schedule.
 The held-out head must beat the mean-target baseline by a margin and its outputs must differ between
-inputs. The design before the fix (pooling over the whole prompt) fails this (strict xfail): measured
-on this slice, held-out cos ~0.0 with spread ~1e-7 (one output for every input).
+inputs. The design before the fix (pooling over the whole prompt) fails this (strict xfail). Measured on this slice (108 train / 36 held-out records, 300
+steps, 2026-12-05): user_turn held-out cos +0.340 (mean target -0.040), spread 0.83; prompt (before the
+fix) cos -0.017, spread 2.9e-07: one output for every input. ~4.5 min on the shared 2-core machine.
 
 The second test shows the collapse warning of that design where a user meets it: the training log,
 ``head_checks.jsonl``, the checkpoint manifest, ``--eval-train``'s output (held-out records) and the
