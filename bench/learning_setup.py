@@ -142,15 +142,16 @@ class FrozenStates:
 @torch.no_grad()
 def frozen_states(bench: Bench, family: str, ids: list[str] | None = None) -> FrozenStates:
     """Layer-m states of the untrained model (the same hook and prompt as training and inference)."""
-    from mindedit_core.mllm import capture_layer
-    from mindedit_core.vision_head import default_layer, turn_start_token_id
+    from mindedit_core.mllm import capture_layer, family_of
+    from mindedit_core.vision_head import turn_start_token_id
     from training.collate import EditTrainDataset, collate
     from training.data.loader import load_records
     from training.model_setup import load_base_model, num_layers
 
     model, processor = load_base_model(model_folder(family), weights_dtype=torch.float32)
     model.eval()
-    layer = default_layer(num_layers(model))
+    family = family_of(model)
+    layer = family.default_layer(num_layers(model))  # as training resolves it
     wanted = set(ids) if ids is not None else None
     records = [r for r in load_records("jsonl", bench.data) if wanted is None or r.id in wanted]
     dataset = EditTrainDataset(
@@ -164,7 +165,7 @@ def frozen_states(bench: Bench, family: str, ids: list[str] | None = None) -> Fr
     )
     states = FrozenStates(
         layer=layer,
-        hidden_size=model.config.text_config.hidden_size,
+        hidden_size=family.text_dims(model)[0],
         turn_start_id=turn_start_token_id(getattr(processor, "tokenizer", processor)),
         hidden={},
         input_ids={},

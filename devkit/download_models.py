@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mindedit_core.mllm.families import releases
+
 
 @dataclass(frozen=True)
 class Download:
@@ -41,43 +43,11 @@ class Download:
 # A Hugging Face VLM folder: configs, weights, tokenizer (json/txt/model) and the chat template.
 VLM_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model")
 
-# The VLMs MIND-Edit can sit on (docs/MODELS.md: sizes, VRAM, layer m): key -> (repo, size, description).
+# The VLMs MIND-Edit can sit on: every release of every family (`mindedit_core.mllm.families`, which
+# also feeds docs/MODELS.md's table): key -> (repo, size, description).
 VLMS = {
-    "llava-0.5b": (
-        "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
-        "1.8 GB",
-        "LLaVA-OneVision 0.5B (Qwen2-0.5B + SigLIP), the MLLM for small GPUs; layer m 18 of 24",
-    ),
-    "llava-7b": (
-        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
-        "16 GB",
-        "LLaVA-OneVision 7B (the paper's MLLM); ~15 GiB VRAM in bf16, ~6 GiB in 4-bit; layer m 21 of 28",
-    ),
-    "qwen2.5-vl-3b": (
-        "Qwen/Qwen2.5-VL-3B-Instruct",
-        "7.5 GB",
-        "Qwen2.5-VL 3B Instruct; ~7.5 GiB VRAM in bf16, ~3 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen2.5-vl-7b": (
-        "Qwen/Qwen2.5-VL-7B-Instruct",
-        "16.6 GB",
-        "Qwen2.5-VL 7B Instruct; ~16 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-2b": (
-        "Qwen/Qwen3-VL-2B-Instruct",
-        "4.3 GB",
-        "Qwen3-VL 2B Instruct (transformers >= 4.57); ~4.5 GiB VRAM in bf16, ~2 GiB in 4-bit (est.); layer m 21 of 28",
-    ),
-    "qwen3-vl-4b": (
-        "Qwen/Qwen3-VL-4B-Instruct",
-        "8.9 GB",
-        "Qwen3-VL 4B Instruct (transformers >= 4.57); ~9 GiB VRAM in bf16, ~3.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
-    "qwen3-vl-8b": (
-        "Qwen/Qwen3-VL-8B-Instruct",
-        "17.5 GB",
-        "Qwen3-VL 8B Instruct (transformers >= 4.57); ~17 GiB VRAM in bf16, ~6.5 GiB in 4-bit (est.); layer m 27 of 36",
-    ),
+    release.key: (release.repo, release.download_size, family.release_description(release))
+    for family, release in releases()
 }
 
 

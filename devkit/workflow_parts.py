@@ -116,8 +116,8 @@ Mask-free edit (img2img): denoise on the KSampler sets how far the result may mo
 predicts v_insight, which steers the IP-Adapter. The output has the source's size."""
 
 REFINE_ONLY_NOTE = f"""\
-Refined prompts only: needs just public weights (any supported VLM in models/LLM: LLaVA-OneVision,
-Qwen2.5-VL, Qwen3-VL; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
+Refined prompts only: needs just public weights (any supported VLM in models/LLM, listed in the
+README under Supported VLMs; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
   {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models The VLM rewrites your vague instruction into
 precise prompts zero-shot; if its answer cannot be parsed the status says so and your instruction
 is used as the prompt.

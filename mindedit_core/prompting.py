@@ -7,10 +7,14 @@ The MLLM is asked to turn a vague editing instruction into two Stable Diffusion 
   environment), bound to the source image's light, layout and materials;
 - ``negative_prompt``: 3-6 terms for what must disappear or must not appear, plus 3-6 artifact terms.
 
-The same `PROMPT_VERSION` is used to build training data (``training/refine_data.py`` sends
-`SYSTEM_PROMPT` + `refinement_request_text` to an OpenAI-style endpoint), as the supervised target
-(`format_refinement`) and at inference (`build_messages`), so a fine-tuned model sees at inference
-exactly the prompt it was trained on. Change the wording only together with a new `PROMPT_VERSION`.
+The same prompt is used to build training data (``training/refine_data.py`` sends `SYSTEM_PROMPT` +
+`refinement_request_text` to an OpenAI-style endpoint), as the supervised target (`format_refinement`)
+and at inference (`build_messages`), so a fine-tuned model sees at inference exactly the prompt it was
+trained on. `PROMPT_VERSION`, recorded with refine caches and checkpoints, is derived from the prompt
+text itself (`prompt_version`): the hand-kept `PROMPT_LABEL` when the text is the one pinned for that
+label in `PINNED_FINGERPRINTS`, else the label plus the text's fingerprint. A changed wording therefore
+never reuses old refine caches silently, and caches and checkpoints of an unchanged prompt keep
+loading. After a deliberate change, bump `PROMPT_LABEL` and pin its fingerprint.
 
 `parse_refinement` never raises: it accepts the answer shapes real models produce (quotes, newlines,
 markdown, JSON, the paper's ``<optimized_prompt:"..." negative_prompt:"...">`` form, a missing negative,
@@ -28,11 +32,16 @@ LLaVA-OneVision): one explicit two-line output format, one worked example, short
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 
-PROMPT_VERSION = "mindedit-refine-v2"
+# The prompt's name; the version recorded with caches and checkpoints is derived (see `PROMPT_VERSION`).
+PROMPT_LABEL = "mindedit-refine-v2"
+# The text fingerprint (`prompt_fingerprint`) each released label stands for: a recorded bare label
+# means exactly that text (caches and checkpoints written before versions carried fingerprints).
+PINNED_FINGERPRINTS = {"mindedit-refine-v2": "dacc590edbc4"}
 
 # Colour of the outline drawn around the edit region when a mask is shown to the MLLM
 # (see `mindedit_core.images.outline_mask`). Named here because the prompt text mentions it.
@@ -136,6 +145,34 @@ def build_messages(instruction: str, *, with_mask: bool = False) -> list[dict]:
 def format_refinement(positive: str, negative: str) -> str:
     """The canonical answer text: the supervised target in training, and what `parse_refinement` reads best."""
     return f'optimized_prompt: "{_flatten(positive)}"\nnegative_prompt: "{_flatten(negative)}"'
+
+
+def prompt_texts() -> tuple[str, ...]:
+    """Every text the MLLM is given or trained to write, with a placeholder instruction: the system
+    prompt, the user turn with and without a mask, and the answer format."""
+    placeholder = "{instruction}"
+    return (
+        SYSTEM_PROMPT,
+        refinement_request_text(placeholder, with_mask=False),
+        refinement_request_text(placeholder, with_mask=True),
+        format_refinement("{positive}", "{negative}"),
+    )
+
+
+def prompt_fingerprint(texts: tuple[str, ...] | None = None) -> str:
+    """12 hex digits of the SHA-256 of `prompt_texts` (or ``texts``): changes with any wording change."""
+    digest = hashlib.sha256()
+    for text in prompt_texts() if texts is None else texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()[:12]
+
+
+def prompt_version(label: str = PROMPT_LABEL, fingerprint: str | None = None) -> str:
+    """The version to record: ``label`` when the text is the one pinned for it, else
+    ``"<label>+<fingerprint>"`` (a text that differs from its label's pin cannot pass for it)."""
+    fingerprint = prompt_fingerprint() if fingerprint is None else fingerprint
+    return label if PINNED_FINGERPRINTS.get(label) == fingerprint else f"{label}+{fingerprint}"
 
 
 @dataclass
@@ -366,3 +403,8 @@ def _clean_value(value) -> str:
 def _flatten(text: str) -> str:
     """One line, single spaces: SD prompts do not need newlines, and training targets stay canonical."""
     return re.sub(r"\s+", " ", text.replace('"', "'")).strip()
+
+
+# What refine caches (their keys and entries) and checkpoints record, and what they are checked against
+# (derived from the text, so computed once every text-building function above is defined).
+PROMPT_VERSION = prompt_version()

@@ -81,10 +81,12 @@ def user_turn_mask(
     return keep & (in_turn | (total < 2))
 
 
-def default_layer(num_layers: int) -> int:
+def default_layer(num_layers: int, fraction: tuple[int, int] = (21, 28)) -> int:
     """The method reads layer 21 of LLaVA-OneVision-7B's 28: the same relative depth (3/4, rounded)
-    for every family and size (24 layers -> 18, 28 -> 21, 36 -> 27)."""
-    return max(1, round(num_layers * 21 / 28))
+    for every family and size (24 layers -> 18, 28 -> 21, 36 -> 27), unless a family sets its own
+    ``fraction`` (`MLLMFamily.layer_fraction`)."""
+    numerator, denominator = fraction
+    return max(1, round(num_layers * numerator / denominator))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Node: load a supported VLM (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) + optional MIND-Edit checkpoint.
+"""Node: load a supported VLM (any family of `mindedit_core.mllm.families`) + optional MIND-Edit checkpoint.
 
 The model lives under ComfyUI's memory manager.
 
@@ -12,6 +12,7 @@ import functools
 import logging
 
 from ..mindedit_core.mllm.dtypes import DTYPE_NAMES
+from ..mindedit_core.mllm.families import FAMILIES, family_names
 from ..mindedit_core.mllm.quantization import QUANTIZATIONS as QUANTIZATION_NAMES
 from ..mindedit_core.mllm.quantization import check_quantization
 from . import model_folders
@@ -26,6 +27,8 @@ MLLM_TYPE = "MINDEDIT_MLLM"
 DTYPES = list(DTYPE_NAMES)
 QUANTIZATIONS = list(QUANTIZATION_NAMES)
 ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
+# One example folder name per supported family (from the family table).
+EXAMPLE_FOLDERS = ", ".join(f.example_repo.split("/")[-1] for f in FAMILIES.values())
 
 
 @declare(
@@ -34,8 +37,8 @@ ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
         display_name="MIND-Edit MLLM Loader",
         category=CATEGORY,
         description=(
-            "Loads a vision-language model folder (LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL) from models/LLM "
-            "and, optionally, a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
+            f"Loads a vision-language model folder ({family_names()}) from models/LLM and, optionally,"
+            " a MIND-Edit checkpoint (LoRA + vision head) from models/mindedit. ComfyUI's "
             "memory manager moves it to the GPU when used and offloads it when the diffusion model needs "
             "room ('Unload models' frees it)."
         ),
@@ -44,10 +47,9 @@ ATTENTIONS = ["sdpa", "eager", "flash_attention_2"]
             Input(
                 "model_folder",
                 model_folders.llm_choices,
-                "A vision-language model folder in Hugging Face layout under models/LLM: LLaVA-OneVision "
-                "(e.g. llava-onevision-qwen2-0.5b-ov-hf), Qwen2.5-VL or Qwen3-VL (e.g. "
-                "Qwen2.5-VL-3B-Instruct). It must match the base model the MIND-Edit checkpoint was trained "
-                "on (same family and size).",
+                f"A vision-language model folder in Hugging Face layout under models/LLM: {family_names()} "
+                f"(e.g. {EXAMPLE_FOLDERS}). It must match the base model the MIND-Edit checkpoint was "
+                "trained on (same family and size).",
             ),
             Input(
                 "mindedit_checkpoint",

@@ -16,7 +16,7 @@ import comfy.model_management
 import comfy.utils
 import torch
 
-from ..mindedit_core.mllm import GenerationInterrupted, PassOptions
+from ..mindedit_core.mllm import GenerationInterrupted, PassOptions, PassRequest
 from ..mindedit_core.mllm.pass_cache import PassCache, PassOutcome, first_of_batch, pass_key
 from .comfy_mllm_patcher import MLLMHandle, load_for_use
 
@@ -67,15 +67,16 @@ def compute_pass(
     with _RUN_LOCK:
         try:
             # Without a vision head only the prompts can be made (the embed nodes refuse earlier).
-            run = handle.mllm.refine_and_embed if handle.mllm.has_head else handle.mllm.refine_full
-            result = run(
+            request = PassRequest(
                 single,
                 instruction,
                 mask=single_mask,
+                outputs="both" if handle.mllm.has_head else "prompts",
                 options=options,
                 should_stop=comfy.model_management.processing_interrupted,
                 on_token=progress,
             )
+            result = handle.mllm.run(request)
         except Exception as exc:
             if comfy.model_management.processing_interrupted() or isinstance(exc, GenerationInterrupted):
                 # Report Cancel the way ComfyUI expects (status "interrupted", not an error).

@@ -3,7 +3,7 @@
 Three model folders, under ComfyUI's ``models/`` (and any extra roots users declare in
 ``extra_model_paths.yaml``, which ComfyUI reads before custom nodes load):
 
-- ``LLM``: LLaVA-OneVision folders in Hugging Face layout (``models/LLM/<name>/config.json``);
+- ``LLM``: vision-language model folders of a supported family in Hugging Face layout (``models/LLM/<name>/config.json``);
 - ``mindedit``: MIND-Edit checkpoint folders (``models/mindedit/<name>/mindedit.json``);
 - ``ipadapter``: IP-Adapter weight files (``models/ipadapter/*.safetensors|.bin``), the same folder
   ComfyUI_IPAdapter_plus uses, so users keep one copy.
@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 
 import folder_paths
+
+from ..mindedit_core.mllm.families import family_names
 
 LLM_FOLDER = "LLM"
 MINDEDIT_FOLDER = "mindedit"
@@ -107,6 +109,16 @@ def checkpoint_choices() -> list[str]:
     return [NONE_CHOICE, *list_model_folders(MINDEDIT_FOLDER, MINDEDIT_MARKER)]
 
 
+def _example_folders(folder_name: str) -> str:
+    """``models/LLM/<repo name>/`` for each supported family's example repo (the family table)."""
+    if folder_name != LLM_FOLDER:
+        return f"models/{folder_name}/<name>/"
+    from ..mindedit_core.mllm.families import FAMILIES
+
+    names = [f"models/{folder_name}/{f.example_repo.split('/')[-1]}/" for f in FAMILIES.values()]
+    return f"a {family_names()} folder such as " + " or ".join(names)
+
+
 def _roots_text(folder_name: str) -> str:
     roots = search_roots(folder_name)
     return ", ".join(str(r) for r in roots) if roots else f"(no folder registered for {folder_name!r})"
@@ -116,9 +128,9 @@ def resolve_model_folder(folder_name: str, name: str, marker: str) -> Path:
     """The folder a dropdown value names; a clear `FileNotFoundError` when it is not there (any more)."""
     if name == NO_MODEL_FOLDER or not name:
         raise FileNotFoundError(
-            f"MIND-Edit: no LLaVA-OneVision model folder was found in models/{folder_name} "
-            f"(searched: {_roots_text(folder_name)}). Each model is a folder holding {marker} and the "
-            f"weights, e.g. models/{folder_name}/llava-onevision-qwen2-0.5b-ov-hf/. {DOWNLOAD_HINT} "
+            f"MIND-Edit: no model folder was found in models/{folder_name} (searched: "
+            f"{_roots_text(folder_name)}). Each model is a folder holding {marker} and the weights, e.g. "
+            f"{_example_folders(folder_name)}. {DOWNLOAD_HINT} "
             "Then refresh the browser (R) so the dropdown lists it."
         )
     for root in search_roots(folder_name):

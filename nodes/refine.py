@@ -11,6 +11,7 @@ import torch
 
 from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
 from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
+from ..mindedit_core.mllm.families.texts import image_tokens_hint
 from ..mindedit_core.prompting import MAX_INSTRUCTION_CHARS, bound_instruction
 from .comfy_mllm_patcher import MLLMHandle
 from .mllm_loader import CATEGORY, MLLM_TYPE
@@ -49,8 +50,7 @@ MLLM_INPUTS = (
         "max_image_side",
         "INT",
         "The image is downscaled to this longest side before the MLLM reads it (visual tokens at 384 / "
-        "1024 px: LLaVA-OneVision ~1,500 / ~7,400, Qwen2.5-VL ~200 / ~1,400, Qwen3-VL ~140 / ~1,000). Only "
-        "affects the MLLM, not the edit.",
+        f"1024 px: {image_tokens_hint()}). Only affects the MLLM, not the edit.",
         options={"default": DEFAULT_MAX_IMAGE_SIDE, "min": 64, "max": 4096, "step": 8},
     ),
     Input(

@@ -8,12 +8,13 @@ Everything is generated (seeded) into the fixture cache once and reused.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from devkit.fixtures.atomic import build_once
+from mindedit_core.mllm import PassCalls, PassOptions, PassRequest, PassResult
+from mindedit_core.prompting import parse_refinement
 
 # Plain SD1.5 adapters consume CLIP ViT-H/14 `image_embeds` of width 1024; the tiny MLLM
 # checkpoint's head has that width too, so all three tiny models fit together.
@@ -81,28 +82,20 @@ def eval_humanedit_dir(eval_cache: Path) -> Path:
     return build_humanedit_fixture(eval_cache / "datasets", num_rows=6, size=64, seed=1)
 
 
-@dataclass
-class _Refined:
-    positive: str
-    negative: str
-    warning: str | None = None
-
-
-@dataclass
-class _Result:
-    refined: _Refined
-    v_insight: object
-
-
-class StubMLLM:
-    """Deterministic stand-in with `MindEditMLLM`'s call signatures: the refined prompt is derived from
-    the instruction, `v_insight` from a hash of (instruction, image bytes). Counts every call, so tests
-    can prove which items were (re)computed."""
+class StubMLLM(PassCalls):
+    """A deterministic `MindEditMLLMLike` (checked in tests/test_mllm_protocol.py): the refined prompt
+    is derived from the instruction, `v_insight` from a hash of (instruction, image bytes). Counts every
+    pass, so tests can prove which items were (re)computed."""
 
     def __init__(self, dim: int = EVAL_EMBED_DIM) -> None:
         self.dim = dim
         self.calls: list[str] = []
+        self.has_head = True
         self.negative_embeds = None  # no stored plus negative (plain-sized embeddings)
+        self.default_options = PassOptions()
+
+    def torch_modules(self) -> dict:
+        return {}
 
     def _embed(self, image, instruction: str):
         import torch
@@ -111,16 +104,12 @@ class StubMLLM:
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:4], "little"))
         return torch.randn(1, self.dim, generator=generator)
 
-    def refine(self, image, instruction, *, mask=None, seed=0, **kwargs):
-        self.calls.append(instruction)
-        return _Refined(f"a photo, {instruction.lower()}", "blurry, low quality")
-
-    def refine_and_embed(self, image, instruction, *, mask=None, seed=0, **kwargs):
-        return _Result(self.refine(image, instruction, mask=mask, seed=seed), self._embed(image, instruction))
-
-    def embed(self, image, instruction, *, mask=None):
-        self.calls.append(instruction)
-        return self._embed(image, instruction)
+    def run(self, request: PassRequest) -> PassResult:
+        self.calls.append(request.instruction)
+        text = f'optimized_prompt: "a photo, {request.instruction.lower()}"\nnegative_prompt: "blurry, low quality"'
+        refined = parse_refinement(text, request.instruction) if request.wants_prompts else None
+        v_insight = self._embed(request.image, request.instruction) if request.wants_embeds else None
+        return PassResult(refined, v_insight, text if request.wants_prompts else "")
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from fixtures_eval import StubMLLM
 
 from training.evaluate import (
     PRESETS,
@@ -164,24 +165,22 @@ def test_refined_prompt_without_mllm_or_record_prompts_is_a_clear_error(records)
         Conditioner(PRESETS["mind_edit"])
 
 
+class FlakyMLLM(StubMLLM):
+    """The stub MLLM whose first pass fails (tests/test_mllm_protocol.py checks it too)."""
+
+    def run(self, request):
+        if not self.calls:
+            self.calls.append(request.instruction)
+            raise RuntimeError("MLLM exploded")
+        return super().run(request)
+
+
 def test_failing_item_is_logged_and_the_rest_continue(tmp_path, editor, records, eval_humanedit_dir):
-    class Refined:
-        positive, negative, warning = "p", "n", None
-
-    class Mllm:
-        n = 0
-
-        def refine(self, image, instruction, **kwargs):
-            Mllm.n += 1
-            if Mllm.n == 1:
-                raise RuntimeError("MLLM exploded")
-            return Refined()
-
     out = tmp_path / "flaky"
     stats = run_generate(
         records[:2],
         editor,
-        Conditioner(PRESETS["refined_only"], mllm=Mllm()),
+        Conditioner(PRESETS["refined_only"], mllm=FlakyMLLM()),
         out,
         run_info=_info(PRESETS["refined_only"], editor, eval_humanedit_dir),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mindedit_core.mllm import PassCalls, PassOptions, PassRequest, PassResult, require_vision_head
 from training.evaluate.__main__ import main
 from training.evaluate.ablation_rows import TABLE2_ROWS, classify_run
 from training.evaluate.run_files import read_manifest
@@ -154,19 +155,33 @@ def test_table2_command_runs_six_rows_from_three_checkpoints(
     assert "(reported, paper Table 2)" in table and "#6 (Ours) (reported" in table
 
 
+class GibberishMLLM(PassCalls):
+    """A `MindEditMLLMLike` whose answers never parse (tests/test_mllm_protocol.py checks it)."""
+
+    has_head = False
+    negative_embeds = None
+    default_options = PassOptions()
+
+    def torch_modules(self) -> dict:
+        return {}
+
+    def run(self, request: PassRequest) -> PassResult:
+        from mindedit_core.prompting import parse_refinement
+
+        if request.wants_embeds:
+            require_vision_head(self)
+        # the core parser's own fallback
+        return PassResult(parse_refinement("qzx vlorp", request.instruction), None, "qzx vlorp")
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_refinement_that_falls_back_is_reported_loudly(tmp_path, sd15_diffusers_dir, eval_humanedit_dir):
     """Any MLLM whose answer cannot be parsed: the manifest flags each item and the report says how many."""
-    from mindedit_core.prompting import parse_refinement
     from training.evaluate import Conditioner, DiffusionSettings, EditPipelines, make_run_info, run_generate
     from training.evaluate.conditioning import PRESETS
     from training.evaluate.report import build_report
     from training.evaluate.score import ScoreSettings, score_run
     from training.evaluate.selection import DatasetSelection, load_selection
-
-    class GibberishMLLM:
-        def refine(self, image, instruction, **kwargs):
-            return parse_refinement("qzx vlorp", instruction)  # the core parser's own fallback
 
     selection = DatasetSelection(format="humanedit", path=str(eval_humanedit_dir), limit=3)
     settings = DiffusionSettings(model=str(sd15_diffusers_dir), steps=1, resolution=64)

@@ -12,13 +12,13 @@ import torch
 
 from mindedit_core.checkpoint import (
     HEAD_NAME,
-    LORA_TARGET_REGEX,
     MANIFEST_NAME,
     BaseModelInfo,
     BaseModelMismatchError,
     CheckpointError,
     LoraNotLoadedError,
     base_model_info,
+    lora_target_regex,
     read_checkpoint,
     save_mindedit_checkpoint,
 )
@@ -35,7 +35,8 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_llava_dir, 
     base = load_mllm(tiny_llava_dir, device="cpu", dtype="fp32")
     torch.manual_seed(3)
     peft_model = get_peft_model(
-        base.model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_REGEX, init_lora_weights=False)
+        base.model,
+        LoraConfig(r=4, lora_alpha=8, target_modules=lora_target_regex(base.model), init_lora_weights=False),
     ).eval()
     head = VisionHead(VisionHeadConfig.for_kind("plus", hidden_size=64, layer=2)).eval()
     head.set_target_norm(torch.rand(3, 257, 1280) + 0.5)

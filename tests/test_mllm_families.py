@@ -148,7 +148,7 @@ def test_lora_targets_only_the_language_model(family_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from mindedit_core.checkpoint import LORA_TARGET_REGEX
+    from mindedit_core.checkpoint import lora_target_regex
 
     model_type, folder = family_dir
     model = AutoModelForImageTextToText.from_pretrained(folder)
@@ -159,7 +159,7 @@ def test_lora_targets_only_the_language_model(family_dir):
         and n.rsplit(".", 1)[-1] in ("q_proj", "qkv", "proj", "fc1", "up_proj")
         for n, _ in model.named_modules()
     )
-    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=LORA_TARGET_REGEX))
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=lora_target_regex(model)))
     adapted = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and n.endswith("proj")]
     assert len(adapted) == 4 * 7  # 4 decoder layers x (q, k, v, o, gate, up, down)
     assert all("language_model" in n and not any(v in n for v in vision_names) for n in adapted)

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from mindedit_core.checkpoint import LORA_TARGET_REGEX, base_model_info
+from mindedit_core.checkpoint import base_model_info, lora_target_regex
 from mindedit_core.mllm import family_of, find_decoder_layers
 from mindedit_core.vision_head import default_layer
 
@@ -71,7 +71,9 @@ def test_real_shapes_layers_and_lora_targets(name, hidden, layers, layer_m):
     assert len(decoder_layers) == layers and default_layer(layers) == layer_m
     assert decoder_layers[0].self_attn.q_proj.in_features == hidden  # the head's input width
     names = [n for n, _ in model.named_modules()]
-    targets = [n for n in names if re.fullmatch(LORA_TARGET_REGEX, n)]  # how peft matches a regex string
+    targets = [
+        n for n in names if re.fullmatch(lora_target_regex(model), n)
+    ]  # how peft matches a regex string
     assert len(targets) == layers * 7
     assert all(n.startswith("model.language_model.layers.") for n in targets)
     tower = family.vision_modules[0]

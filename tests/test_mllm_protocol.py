@@ -1,44 +1,110 @@
-"""The contract core needs of an MLLM (`MindEditMLLMLike`), held by the real runner and the tests' fakes
-alike; per-call `PassOptions`; the pass cache's pure logic."""
+"""The one pass contract (`PassRequest` -> `PassResult` through `MindEditMLLMLike.run`), held by the real
+runner and every fake of the tests and the evaluation alike; per-call `PassOptions`; the pass cache's
+pure logic."""
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 import pytest
 import torch
+from PIL import Image
 
-from mindedit_core.mllm import MindEditMLLM, MindEditMLLMLike, PassOptions
+from mindedit_core.mllm import (
+    GenerationInterrupted,
+    MindEditMLLM,
+    MindEditMLLMLike,
+    MissingVisionHeadError,
+    PassOptions,
+    PassRequest,
+    PassResult,
+)
 from mindedit_core.mllm.pass_cache import PassCache, PassOutcome, first_of_batch, pass_key, tensor_digest
-
-CALL_KEYWORDS = ("mask", "options", "should_stop", "on_token")
 
 
 def _fakes():
-    from test_nodes_inprocess import CountingMLLM  # the nodes' fake MLLM
+    """Every fake MLLM of the tests and the evaluation, built as its tests build it."""
+    from fixtures_eval import StubMLLM
+    from test_eval_generate import FlakyMLLM
+    from test_eval_table2 import GibberishMLLM
+    from test_nodes_inprocess import CountingMLLM, PlusMLLM
+    from test_runtime_mllm_unload import FakeMLLM
 
-    return [CountingMLLM]
-
-
-@pytest.mark.parametrize("cls", [MindEditMLLM, *_fakes()], ids=lambda c: c.__name__)
-def test_real_runner_and_fakes_share_the_call_signatures(cls):
-    for name in ("refine_and_embed", "refine_full"):
-        params = inspect.signature(getattr(cls, name)).parameters
-        for keyword in CALL_KEYWORDS:
-            assert keyword in params, f"{cls.__name__}.{name} lacks {keyword}="
-            assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
-    assert callable(cls.torch_modules)
-
-
-def test_fake_instances_satisfy_the_protocol():
-    from test_nodes_inprocess import CountingMLLM
-
-    assert isinstance(CountingMLLM(), MindEditMLLMLike)
-    assert isinstance(CountingMLLM(has_head=False), MindEditMLLMLike)
+    return {
+        "StubMLLM": StubMLLM,
+        "FlakyMLLM": FlakyMLLM,
+        "GibberishMLLM": GibberishMLLM,
+        "CountingMLLM": CountingMLLM,
+        "CountingMLLM-no-head": lambda: CountingMLLM(has_head=False),
+        "PlusMLLM": PlusMLLM,
+        "FakeMLLM": FakeMLLM,
+    }
 
 
-def test_the_real_runner_satisfies_the_protocol(tiny_mllm_base):
-    assert isinstance(tiny_mllm_base, MindEditMLLMLike)
+FAKES = sorted(_fakes())
+
+
+@pytest.mark.parametrize("name", FAKES)
+def test_every_fake_satisfies_the_one_protocol(name):
+    fake = _fakes()[name]()
+    assert isinstance(fake, MindEditMLLMLike)
+    assert isinstance(fake.default_options, PassOptions) and isinstance(fake.torch_modules(), dict)
+    params = list(inspect.signature(fake.run).parameters)
+    assert params == ["request"], f"{name}.run must take one PassRequest"
+
+
+@pytest.mark.parametrize("name", FAKES)
+def test_every_fake_answers_a_request_with_the_one_result_type(name):
+    fake = _fakes()[name]()
+    image = Image.new("RGB", (16, 16))
+    progress = []
+    request = PassRequest(
+        image, "add a hat", options=PassOptions(max_new_tokens=8), on_token=lambda *a: progress.append(a)
+    )
+    if name == "FlakyMLLM":
+        with pytest.raises(RuntimeError, match="exploded"):
+            fake.run(request)  # its first pass fails on purpose
+    result = fake.run(request)
+    assert isinstance(result, PassResult) and result.refined.positive and result.v_insight is None
+    if fake.has_head:
+        both = fake.run(replace(request, outputs="both"))
+        assert isinstance(both, PassResult) and both.v_insight is not None
+    else:
+        with pytest.raises(MissingVisionHeadError):
+            fake.run(replace(request, outputs="both"))
+
+
+def test_the_real_runner_satisfies_the_protocol(tiny_mllm_base, tiny_mllm_plain, comfy_image):
+    assert isinstance(tiny_mllm_base, MindEditMLLMLike) and isinstance(tiny_mllm_plain, MindEditMLLMLike)
+    assert list(inspect.signature(MindEditMLLM.run).parameters) == ["self", "request"]
+    steps = []
+    request = PassRequest(
+        comfy_image, "x", options=PassOptions(max_new_tokens=3), on_token=lambda s, n: steps.append((s, n))
+    )
+    prompts = tiny_mllm_plain.run(request)
+    assert isinstance(prompts, PassResult) and prompts.v_insight is None and steps[0] == (1, 3)
+    both = tiny_mllm_plain.run(replace(request, outputs="both"))
+    embeds = tiny_mllm_plain.run(replace(request, outputs="embeds"))
+    assert embeds.refined is None and torch.allclose(both.v_insight, embeds.v_insight, atol=1e-5)
+    assert both.text == prompts.text
+    with pytest.raises(MissingVisionHeadError):
+        tiny_mllm_base.run(replace(request, outputs="embeds"))
+    with pytest.raises(GenerationInterrupted):
+        tiny_mllm_plain.run(replace(request, should_stop=lambda: True))
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        PassRequest(comfy_image, "x", outputs="text")
+
+
+def test_the_shorthands_build_the_same_request():
+    from fixtures_eval import StubMLLM
+
+    stub = StubMLLM()
+    built = stub.pass_request(None, "x", "both", seed=3, mask="m")
+    assert built == PassRequest(None, "x", mask="m", outputs="both", options=PassOptions(seed=3))
+    assert stub.pass_request(None, "x", "prompts").options is None  # the MLLM's defaults apply
+    with pytest.raises(TypeError, match="Unknown MLLM pass option"):
+        stub.pass_request(None, "x", "prompts", max_side=64)
 
 
 def test_options_are_per_call_and_never_stored(tiny_mllm_base, comfy_image):

@@ -3,11 +3,12 @@ server: folder registration, the memory-manager wrapper, the shared one-pass cac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 from helpers_nodes import import_pack, pack_module
+
+from mindedit_core.mllm import PassCalls, PassOptions, PassRequest, PassResult, require_vision_head
+from mindedit_core.prompting import RefinedPrompt
 
 
 @pytest.fixture(scope="module")
@@ -142,25 +143,9 @@ def test_auto_dtype_follows_comfy_for_the_cpu(pack):
 # -- one pass, shared ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Refined:
-    positive: str
-    negative: str
-    raw: str
-    parsed: bool = True
-    warning: str | None = None
-
-
-@dataclass
-class _Result:
-    refined: _Refined
-    v_insight: torch.Tensor | None
-    text: str
-
-
-class CountingMLLM:
+class CountingMLLM(PassCalls):
     """A fake `MindEditMLLMLike` (checked against the protocol in tests/test_mllm_protocol.py): records
-    calls; optional hooks to simulate Cancel or a bad answer."""
+    passes; optional hooks to simulate Cancel or a bad answer."""
 
     def __init__(self, *, has_head=True, warning=None, interrupt_at=None):
         self.calls = []
@@ -170,36 +155,38 @@ class CountingMLLM:
         self.warning = warning
         self.interrupt_at = interrupt_at
         self.model = torch.nn.Linear(2, 2)
+        self.default_options = PassOptions()
 
     def torch_modules(self):
         return {"model": self.model}
 
-    def _answer(self, image, instruction, mask, options, should_stop, on_token, embed):
-        seed, max_new_tokens = options.seed, options.max_new_tokens
+    def run(self, request: PassRequest) -> PassResult:
+        if request.wants_embeds:
+            require_vision_head(self)
+        options, instruction = request.options or self.default_options, request.instruction
         self.calls.append(
-            {"instruction": instruction, "mask": mask, "seed": seed, "max_side": options.max_image_side}
+            {
+                "instruction": instruction,
+                "mask": request.mask,
+                "seed": options.seed,
+                "max_side": options.max_image_side,
+                "outputs": request.outputs,
+            }
         )
         for step in range(1, 4):
             if self.interrupt_at == step:
                 import comfy.model_management as mm
 
                 mm.interrupt_current_processing(True)
-            on_token(step, max_new_tokens)
-            if should_stop():
+            if request.on_token is not None:
+                request.on_token(step, options.max_new_tokens)
+            if request.should_stop is not None and request.should_stop():
                 raise RuntimeError("stopped")  # the core raises its own GenerationInterrupted
-        refined = _Refined(
-            f"pos:{instruction}", f"neg:{instruction}", f"raw:{instruction}", warning=self.warning
+        refined = RefinedPrompt(
+            f"pos:{instruction}", f"neg:{instruction}", f"raw:{instruction}", True, self.warning
         )
-        v = torch.full((1, 1024), float(len(self.calls))) if embed else None
-        return _Result(refined, v, f"text:{instruction}")
-
-    def refine_and_embed(
-        self, image, instruction, *, mask=None, options=None, should_stop=None, on_token=None
-    ):
-        return self._answer(image, instruction, mask, options, should_stop, on_token, True)
-
-    def refine_full(self, image, instruction, *, mask=None, options=None, should_stop=None, on_token=None):
-        return self._answer(image, instruction, mask, options, should_stop, on_token, False)
+        v = torch.full((1, 1024), float(len(self.calls))) if request.wants_embeds else None
+        return PassResult(refined, v, f"text:{instruction}")
 
 
 def _handle(mllm):
@@ -247,9 +234,10 @@ class PlusMLLM(CountingMLLM):
         super().__init__()
         self.negative_embeds = negative_embeds
 
-    def refine_and_embed(self, *args, **kwargs):
-        result = super().refine_and_embed(*args, **kwargs)
-        result.v_insight = torch.ones((1, 257, 1280))
+    def run(self, request):
+        result = super().run(request)
+        if request.wants_embeds:
+            result.v_insight = torch.ones((1, 257, 1280))
         return result
 
 

@@ -16,6 +16,9 @@ import pytest
 import torch
 from helpers_nodes import import_pack, pack_module
 
+from mindedit_core.mllm import PassOptions, PassRequest, PassResult, require_vision_head
+from mindedit_core.prompting import parse_refinement
+
 
 @pytest.fixture(scope="module")
 def pack():
@@ -23,15 +26,24 @@ def pack():
 
 
 class FakeMLLM:
-    """What the patcher needs of an MLLM: its torch modules and whether it has a vision head."""
+    """A `MindEditMLLMLike` whose weights are one 256 KiB layer: what the patcher moves and releases;
+    its pass echoes the instruction (no head)."""
 
     def __init__(self, seed: int = 0):
         torch.manual_seed(seed)
         self.model = torch.nn.Linear(256, 256)
         self.has_head = False
+        self.negative_embeds = None
+        self.default_options = PassOptions()
 
     def torch_modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model}
+
+    def run(self, request: PassRequest) -> PassResult:
+        if request.wants_embeds:
+            require_vision_head(self)
+        text = f'optimized_prompt: "{request.instruction}"'
+        return PassResult(parse_refinement(text, request.instruction), None, text)
 
 
 def _wrapped(reload_calls: list | None):

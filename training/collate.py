@@ -1,14 +1,17 @@
 """Turn records into model inputs: prompt exactly as at inference, answer supervised, targets attached.
 
-The prompt is built the way `mindedit_core.mllm.MindEditMLLM.prepare_inputs` builds it (same image
-preparation, the family's chat messages, generation prompt appended), so what the fine-tuned model
-learns is what it sees at inference. The answer is `format_refinement(positive, negative)` followed by the end
-token ``<|im_end|>`` (so the model learns to stop); its token ids are appended to the prompt ids,
-exactly the sequence generation produces. Labels are -100 everywhere except the answer.
+The prompt is encoded by the family's `MLLMFamily.encode_prompt`, the one function inference
+(`mindedit_core.mllm.MindEditMLLM.prepare_inputs`) calls too (image preparation, the family's chat
+messages, generation prompt appended, processor), so what the fine-tuned model learns is what it sees
+at inference (tests/test_train_inference_parity.py). The answer is `format_refinement(positive, negative)` followed by the
+family's end-of-turn token (`MLLMFamily.end_of_answer`, ``<|im_end|>`` for the Qwen-based families, so the
+model learns to stop); its token ids are appended to the prompt ids, exactly the sequence generation
+produces. Labels are -100 everywhere except the answer.
 
-Image tensors are the family's (`MLLMFamily.image_input_keys`) and are batched its way: LLaVA-OneVision's
-tiles padded into ``[B, tiles, C, H, W]`` (the model strips the padding using ``image_sizes``),
-Qwen's flat patch rows concatenated with one ``image_grid_thw`` row per image.
+Image tensors are the family's (`MLLMFamily.image_input_keys`) and are batched its way
+(`MLLMFamily.batch_image_inputs`): e.g. LLaVA-OneVision's tiles padded into ``[B, tiles, C, H, W]``
+(the model strips the padding using ``image_sizes``), Qwen's flat patch rows concatenated with one
+``image_grid_thw`` row per image.
 
 ``prompt_mask`` marks the prompt positions: the vision head pools over those only, as at inference
 (where no answer exists yet). Under causal attention the prompt's hidden states do not depend on the
@@ -22,23 +25,22 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from mindedit_core.mllm.families import family_of_processor
+from mindedit_core.mllm.families import FAMILIES, MLLMFamily, family_of_processor
 from mindedit_core.prompting import format_refinement
 
 from .data.record import EditRecord
-from .mllm_inputs import record_image
 from .target_store import TargetStore
 
 IGNORE_INDEX = -100
-END_TOKEN = "<|im_end|>"
 
 
-def end_token_ids(tokenizer) -> list[int]:
-    """The id(s) of the end-of-turn token (``<|im_end|>`` in LLaVA-OneVision's Qwen2 vocabulary)."""
-    ids = tokenizer(END_TOKEN, add_special_tokens=False)["input_ids"]
+def end_token_ids(tokenizer, end_of_answer: str) -> list[int]:
+    """The id of the family's end-of-turn token (`MLLMFamily.end_of_answer`); the tokenizer's eos when
+    that is not a single token."""
+    ids = tokenizer(end_of_answer, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         if tokenizer.eos_token_id is None:
-            raise ValueError(f"The tokenizer has no single {END_TOKEN!r} token and no eos token.")
+            raise ValueError(f"The tokenizer has no single {end_of_answer!r} token and no eos token.")
         return [int(tokenizer.eos_token_id)]
     return [int(ids[0])]
 
@@ -56,6 +58,7 @@ class EditTrainDataset(Dataset):
         target_kind: str,
         use_mask: bool,
         max_side: int | None,
+        family: MLLMFamily | None = None,
     ) -> None:
         self.records = records
         self.processor = processor
@@ -65,8 +68,9 @@ class EditTrainDataset(Dataset):
         self.target_kind = target_kind
         self.use_mask = use_mask
         self.max_side = max_side
-        self.family = family_of_processor(processor)
-        self._end_ids = end_token_ids(self.tokenizer)
+        # The model's family when the caller knows it (two families may share a processor class).
+        self.family = family or family_of_processor(processor)
+        self._end_ids = end_token_ids(self.tokenizer, self.family.end_of_answer)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,10 +79,10 @@ class EditTrainDataset(Dataset):
         return self.encode(self.records[index])
 
     def encode(self, record: EditRecord) -> dict:
-        image, with_mask = record_image(record, use_mask=self.use_mask, max_side=self.max_side)
-        messages = self.family.messages(record.instruction, with_mask=with_mask)
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        enc = self.processor(images=image, text=prompt, return_tensors="pt")
+        mask = record.load_mask() if self.use_mask else None
+        enc = self.family.encode_prompt(
+            self.processor, record.load_source(), record.instruction, mask=mask, max_side=self.max_side
+        )
         prompt_ids = enc["input_ids"][0]
         answer_ids = torch.empty(0, dtype=prompt_ids.dtype)
         if self.with_answer:
@@ -95,7 +99,7 @@ class EditTrainDataset(Dataset):
             "input_ids": input_ids,
             "labels": labels,
             "prompt_len": len(prompt_ids),
-            "image_batching": self.family.image_batching,
+            "family": self.family.model_type,
             **self.family.per_sample_image_inputs(enc),
         }
         sample["token_aligned"] = tuple(k for k in self.family.token_aligned_keys if k in enc)
@@ -132,28 +136,8 @@ def collate(samples: list[dict], *, pad_token_id: int) -> dict:
         "attention_mask": attention_mask,
         "prompt_mask": prompt_mask,
         **aligned,
-        **_batch_images(samples),
+        **FAMILIES[samples[0]["family"]].batch_image_inputs(samples),
     }
     if "target" in samples[0]:
         out["target"] = torch.stack([s["target"] for s in samples])
     return out
-
-
-def _batch_images(samples: list[dict]) -> dict:
-    layout = samples[0]["image_batching"]
-    if layout == "flat_patches":
-        return {
-            "pixel_values": torch.cat([s["pixel_values"] for s in samples]),
-            "image_grid_thw": torch.cat([s["image_grid_thw"] for s in samples]),
-        }
-    if layout != "padded_tiles":
-        raise ValueError(f"Unknown image batching {layout!r}.")
-    most_patches = max(s["pixel_values"].shape[0] for s in samples)
-    first = samples[0]["pixel_values"]
-    pixel_values = torch.zeros((len(samples), most_patches, *first.shape[1:]), dtype=first.dtype)
-    for i, s in enumerate(samples):
-        pixel_values[i, : s["pixel_values"].shape[0]] = s["pixel_values"]
-    return {
-        "pixel_values": pixel_values,
-        "image_sizes": torch.stack([torch.as_tensor(s["image_sizes"]) for s in samples]),
-    }

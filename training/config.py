@@ -18,75 +18,157 @@ checkpoint with an independent one (see docs/TRAINING.md).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from mindedit_core.mllm.families import family_names
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VARIANTS = ("joint", "text_only", "head_only")
 
 
+def option(default: Any = None, help: str = "", *, group: str, factory: Any = None) -> Any:
+    """A `TrainConfig` field whose help text and group travel as field metadata (as peft's configs do):
+    ``python -m training.train --help`` and `options_help` list them."""
+    metadata = {"help": help, "group": group}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
+    """Every training option; each field's ``metadata["help"]`` says what it means (see `options_help`)."""
+
     # --- data ---
-    model: str = ""  # local LLaVA-OneVision folder (transformers format)
-    data: str = ""  # dataset path
-    data_format: str = "humanedit"  # humanedit | complex_multistep | jsonl
-    column_map: dict = field(default_factory=dict)
-    mask_polarity: str | None = None  # None: the format's default
-    # Split manifest whose `subset` part is trained on; None: the dataset's known manifest
-    # (training.data.split.default_manifest_path; HumanEdit's is written on first use); "all": every record.
-    split: str | None = None
-    subset: str = "train"
-    refined: str | None = None  # refine_data JSONL cache (joint / text_only; jsonl data may carry its own)
-    targets: str | None = None  # build_targets folder (needed by joint / head_only)
-    use_mask: bool = True  # outline the mask in the image when a record has one
-    max_side: int | None = 384  # input resize (longer side, px): ~1,500 instead of ~7,400 visual tokens
-    limit: int | None = None  # only the first N training records (debugging)
+    model: str = option("", f"local VLM folder in transformers format ({family_names()})", group="data")
+    data: str = option("", "the dataset: a folder or file, read as `data_format`", group="data")
+    data_format: str = option(
+        "humanedit", "dataset format: humanedit | complex_multistep | jsonl", group="data"
+    )
+    column_map: dict = option(
+        help='which dataset column holds each role, e.g. {"source": "input_image", "target": "edited"}',
+        group="data",
+        factory=dict,
+    )
+    mask_polarity: str | None = option(
+        None,
+        "how masks encode the edit region (white_is_edit | black_is_edit | auto); null: the format's default",
+        group="data",
+    )
+    split: str | None = option(
+        None,
+        "split manifest whose `subset` part is trained on; null: the dataset's known manifest "
+        "(HumanEdit's is written on first use); all: every record",
+        group="data",
+    )
+    subset: str = option("train", "which part of the split manifest to train on", group="data")
+    refined: str | None = option(
+        None,
+        "refine_data JSONL cache with the refined-prompt targets (joint / text_only; jsonl data may carry "
+        "its own)",
+        group="data",
+    )
+    targets: str | None = option(
+        None, "build_targets folder with the CLIP image-embedding targets (joint / head_only)", group="data"
+    )
+    use_mask: bool = option(True, "outline the mask in the image when a record has one", group="data")
+    max_side: int | None = option(
+        384,
+        "longest image side (px) the MLLM reads, as the nodes' max_image_side (384: ~1,500 instead of "
+        "~7,400 visual tokens on LLaVA-OneVision); null keeps the size",
+        group="data",
+    )
+    limit: int | None = option(None, "train on the first N records only (debugging)", group="data")
     # --- objective ---
-    variant: str = "joint"
-    lambda_embed: float = 2.0
-    head_kind: str = "plain"  # plain -> [1024] image_embeds, plus -> [257,1280]
-    layer: int | None = None  # None: 3/4 of the depth (21 of 28 for the 7B model)
-    head_width: int | None = None
-    # Where the head pools: "user_turn" (image + instruction; the fixed system prompt left out) or
-    # "prompt" (every prompt position, the design before the learning benchmark; it collapses there).
-    head_pool: str = "user_turn"
+    variant: str = option(
+        "joint",
+        "what is trained: joint (answer CE + lambda * (1 - cos), the method) | text_only (CE only, no "
+        "head) | head_only (1 - cos only; LoRA on layers 1..m)",
+        group="objective",
+    )
+    lambda_embed: float = option(
+        2.0, "weight of the embedding loss (1 - cos) against the answer's CE", group="objective"
+    )
+    head_kind: str = option(
+        "plain",
+        "vision head output: plain -> [1024] image_embeds, plus -> [257,1280] states",
+        group="objective",
+    )
+    layer: int | None = option(
+        None,
+        "decoder layer m the head reads (1-based); null: the family's default, 3/4 of the depth",
+        group="objective",
+    )
+    head_width: int | None = option(
+        None, "inner width of the vision head; null: min(hidden size, 1024)", group="objective"
+    )
+    head_pool: str = option(
+        "user_turn",
+        "where the vision head pools: user_turn (image + instruction; the fixed system prompt left out) | "
+        "prompt (every prompt position: the design before issue 23, which collapses on Qwen2.5-VL)",
+        group="objective",
+    )
     # --- adaptation ---
-    finetune: str = "lora"  # lora | full
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    train_vision_tower: bool = False  # full fine-tuning only
-    precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32
-    gradient_checkpointing: bool = True
-    attn_implementation: str = "sdpa"
+    finetune: str = option(
+        "lora", "lora (adapter on the language model) | full (all language-model weights)", group="adaptation"
+    )
+    lora_r: int = option(16, "LoRA rank (adapter size)", group="adaptation")
+    lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)", group="adaptation")
+    lora_dropout: float = option(0.05, "dropout on the LoRA input", group="adaptation")
+    train_vision_tower: bool = option(
+        False, "also train the vision tower (full fine-tuning only)", group="adaptation"
+    )
+    precision: str = option("auto", "auto (bf16 on CUDA, else fp32) | bf16 | fp32", group="adaptation")
+    gradient_checkpointing: bool = option(
+        True, "recompute activations in backward to save memory", group="adaptation"
+    )
+    attn_implementation: str = option(
+        "sdpa", "transformers attention: sdpa | eager | flash_attention_2", group="adaptation"
+    )
     # --- optimisation ---
-    epochs: int = 3
-    batch_size: int = 2  # per device
-    grad_accum: int = 4
-    lr: float = 1e-4
-    head_lr: float | None = None  # None: same as lr
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    scheduler: str = "cosine"  # cosine | linear | constant
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None  # optimizer steps; overrides epochs
-    seed: int = 0
-    num_workers: int = 0
+    epochs: int = option(3, "passes over the training records", group="optimisation")
+    batch_size: int = option(2, "records per step and device", group="optimisation")
+    grad_accum: int = option(4, "steps accumulated per optimizer step", group="optimisation")
+    lr: float = option(1e-4, "learning rate (LoRA / language model)", group="optimisation")
+    head_lr: float | None = option(
+        None, "learning rate of the vision head; null: same as lr", group="optimisation"
+    )
+    weight_decay: float = option(0.0, "AdamW weight decay", group="optimisation")
+    warmup_ratio: float = option(0.03, "share of the optimizer steps spent warming up", group="optimisation")
+    scheduler: str = option(
+        "cosine", "learning-rate schedule: cosine | linear | constant", group="optimisation"
+    )
+    max_grad_norm: float = option(1.0, "gradient clipping norm", group="optimisation")
+    max_steps: int | None = option(
+        None, "stop after this many optimizer steps (overrides epochs)", group="optimisation"
+    )
+    seed: int = option(0, "seed for shuffling, initialisation and dropout", group="optimisation")
+    num_workers: int = option(
+        0, "DataLoader worker processes (image decoding and tokenising)", group="optimisation"
+    )
     # --- output ---
-    output_dir: str = "runs/mindedit"
-    save_every: int = 200  # optimizer steps between resumable states
-    keep_states: int = 2
-    log_every: int = 10
-    # Held-out check of the head (cos, and input dependence: spread of the outputs, cos to the mean
-    # target) on up to eval_records records of the split's test part, every eval_every steps (0: only at
-    # the start and the end). A collapsed head (one output for every input) is a loud warning.
-    eval_every: int = 0
-    eval_records: int = 32
-    resume: str = "auto"  # auto (latest state in output_dir) | never | <state folder>
-    tensorboard: bool = True  # when the tensorboard package is installed
-    progress: bool = True
+    output_dir: str = option("runs/mindedit", "where checkpoints, states and logs go", group="output")
+    save_every: int = option(200, "optimizer steps between resumable training states", group="output")
+    keep_states: int = option(2, "how many resumable states to keep", group="output")
+    log_every: int = option(10, "optimizer steps between metric log lines", group="output")
+    eval_every: int = option(
+        0,
+        "optimizer steps between held-out checks of the head (cos, spread of the outputs, cos to the mean "
+        "target; a collapsed head is a loud warning); 0: only at the end",
+        group="output",
+    )
+    eval_records: int = option(
+        32, "held-out records (the split's test part) each head check reads; 0: no check", group="output"
+    )
+    resume: str = option(
+        "auto", "auto (the latest state in output_dir) | never | <state folder>", group="output"
+    )
+    tensorboard: bool = option(
+        True, "write TensorBoard logs when the tensorboard package is installed", group="output"
+    )
+    progress: bool = option(True, "show a progress bar", group="output")
 
     def validate(self) -> TrainConfig:
         problems = []
@@ -103,7 +185,7 @@ class TrainConfig:
         if self.scheduler not in ("cosine", "linear", "constant"):
             problems.append(f"scheduler must be cosine, linear or constant, got {self.scheduler!r}")
         if not self.model:
-            problems.append("model (a local LLaVA-OneVision folder) is required")
+            problems.append(f"model (a local folder of a supported VLM: {family_names()}) is required")
         if not self.data:
             problems.append("data (the dataset path) is required")
         if self.uses_text and not self.refined and self.data_format != "jsonl":
@@ -188,3 +270,23 @@ def build_config(
     if unknown:
         raise ValueError(f"Unknown training options {unknown}. Known options: {sorted(known)}.")
     return TrainConfig(**values)
+
+
+def _default_text(f) -> str:
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return json.dumps(f.default_factory())
+    return json.dumps(f.default)
+
+
+def options_help() -> str:
+    """Every `TrainConfig` option (the ``--set KEY=VALUE`` keys and config-file entries) with its
+    meaning and default, grouped; values are JSON (``null``, ``true``, numbers) or plain strings."""
+    lines = ["options (--set KEY=VALUE or a config file's KEY: VALUE; values are JSON or plain text):"]
+    group = None
+    for f in fields(TrainConfig):
+        if f.metadata.get("group") != group:
+            group = f.metadata.get("group")
+            lines.append(f"\n  {group}:")
+        lines.append(f"    {f.name} (default {_default_text(f)})")
+        lines.append(f"        {f.metadata.get('help', '')}")
+    return "\n".join(lines)

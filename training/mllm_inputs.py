@@ -1,8 +1,9 @@
 """What the MLLM sees for a record: the prepared image and whether the prompt mentions a mask.
 
-Shared by data construction (`refine_data`) and training (`collate`), so the refined prompts were
-written for exactly the image the fine-tuned model is trained on and later sees at inference
-(`mindedit_core.images.prepare_mllm_image`: RGB, longer side <= ``max_side``, mask outlined).
+Used by data construction (`refine_data`): the refined prompts are written for exactly the image the
+fine-tuned model is trained on and later sees at inference (`mindedit_core.images.prepare_mllm_image`:
+RGB, longer side <= ``max_side``, mask outlined), which training's collate and inference prepare
+through `MLLMFamily.encode_prompt` from the same function.
 """
 
 from __future__ import annotations

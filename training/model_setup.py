@@ -35,7 +35,11 @@ def add_lora(model: nn.Module, *, r: int, alpha: int, dropout: float, layers: li
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_target_regex(layers), bias="none"
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=lora_target_regex(model, layers),
+        bias="none",
     )
     peft_model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

@@ -229,13 +229,13 @@ def local_answer_fn(
     max_new_tokens: int = 256,
     max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> AnswerFn:
-    """Answers from a local LLaVA-OneVision folder through the core loader (no API needed).
+    """Answers from a local VLM folder (any supported family) through the core loader (no API needed).
 
     ``max_side`` is the longest image side the MLLM reads, the same setting the cache key records
     (``None`` keeps the original size)."""
     import threading
 
-    from mindedit_core.mllm import load_mllm
+    from mindedit_core.mllm import PassRequest, load_mllm
 
     mllm = load_mllm(model_dir, checkpoint_dir=checkpoint_dir, max_side=max_side)
     lock = threading.Lock()  # one model, one request at a time
@@ -243,11 +243,12 @@ def local_answer_fn(
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
         # The runner prepares the image itself (resize, mask outline): give it the originals.
         mask = record.load_mask() if with_mask else None
+        options = mllm.default_options.with_overrides(max_new_tokens=max_new_tokens)
         with lock:
-            refined = mllm.refine(
-                record.load_source(), record.instruction, mask=mask, max_new_tokens=max_new_tokens
+            result = mllm.run(
+                PassRequest(record.load_source(), record.instruction, mask=mask, options=options)
             )
-        return refined.raw, 1
+        return result.text, 1
 
     return answer
 
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--max-retries", type=int, default=6)
     api.add_argument("--timeout", type=float, default=120.0)
     local = p.add_argument_group("local MLLM instead of an endpoint")
-    local.add_argument("--local-mllm", default=None, help="LLaVA-OneVision folder (transformers format)")
+    local.add_argument("--local-mllm", default=None, help="a supported VLM folder (transformers format)")
     local.add_argument("--local-checkpoint", default=None, help="optional MIND-Edit checkpoint folder")
     p.add_argument("--quiet", action="store_true")
     return p

@@ -30,10 +30,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer, turn_start_token_id
+from mindedit_core.mllm.families import MLLMFamily, family_names, family_of
+from mindedit_core.vision_head import VisionHead, VisionHeadConfig, turn_start_token_id
+from mindedit_core.vision_head import default_layer as paper_default_layer
 
 from .collate import EditTrainDataset, collate
-from .config import TrainConfig, build_config
+from .config import TrainConfig, build_config, options_help
 from .export import export_trained
 from .input_dependence import collapse_warning, input_dependence
 from .joint_model import JointModel, unwrap_peft
@@ -85,7 +87,8 @@ def build_joint_model(
         weights_dtype=torch.bfloat16 if lora_bf16 else torch.float32,
         attn_implementation=cfg.attn_implementation,
     )
-    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name)
+    family = family_of(model)
+    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name, family=family)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -101,7 +104,7 @@ def build_joint_model(
         assert targets is not None
         shape = targets.sample_shape(cfg.head_kind)
         spec_kwargs = {"out_dim": shape[-1], "out_tokens": shape[0] if len(shape) == 2 else None}
-        hidden = unwrap_peft(model).config.text_config.hidden_size
+        hidden, _depth = family.text_dims(unwrap_peft(model))
         if cfg.head_pool == "user_turn":
             spec_kwargs["turn_start_id"] = turn_start_token_id(getattr(processor, "tokenizer", processor))
         head = VisionHead(
@@ -121,8 +124,11 @@ def build_joint_model(
     return joint, processor, layer
 
 
-def resolve_layer(requested: int | None, depth: int, *, model_name: str = "the model") -> int:
-    """Layer m: the configured one, else 3/4 of the model's depth (21 of 28, 3 of 4)."""
+def resolve_layer(
+    requested: int | None, depth: int, *, model_name: str = "the model", family: MLLMFamily | None = None
+) -> int:
+    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4)."""
+    default_layer = family.default_layer if family is not None else paper_default_layer
     layer = requested if requested is not None else default_layer(depth)
     if not 1 <= layer <= depth:
         raise ValueError(
@@ -254,6 +260,7 @@ def _train_locked(
         target_kind=cfg.head_kind,
         use_mask=cfg.use_mask,
         max_side=cfg.max_side,
+        family=family_of(unwrap_peft(joint.mllm)),
     )
     collate_fn = partial(collate, pad_token_id=pad_id)
     n = len(dataset)
@@ -299,6 +306,7 @@ def _train_locked(
             target_kind=cfg.head_kind,
             use_mask=cfg.use_mask,
             max_side=cfg.max_side,
+            family=dataset.family,
         )
 
         def loader_of(count: int) -> DataLoader:
@@ -440,13 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training.train",
         description=__doc__,
+        epilog=options_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--config", default=None, help="YAML/JSON config or preset name (lora, paper, text_only, ...)"
     )
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option")
-    p.add_argument("--model", default=None, help="local LLaVA-OneVision folder")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any option (listed below)"
+    )
+    p.add_argument("--model", default=None, help=f"local folder of a supported VLM ({family_names()})")
     p.add_argument("--data", default=None)
     p.add_argument("--format", dest="data_format", default=None)
     p.add_argument("--refined", default=None, help="refine_data JSONL")

@@ -10,8 +10,6 @@ Layout::
 """
 
 from .lora import (
-    LORA_MODULES,
-    LORA_TARGET_REGEX,
     LoraNotLoadedError,
     _read_adapter_file,
     apply_lora,

@@ -1,10 +1,8 @@
 """LoRA on the language model only, and the check that a checkpoint's adapter really loaded.
 
 `lora_target_regex` is the one target pattern (training attaches it, the fixtures and the loader
-rely on it): the language model's attention and MLP projections, never the vision tower's. It holds
-for every supported family in transformers >= 4.52 (``...language_model.layers.N.self_attn.q_proj``;
-the vision towers' projections live under ``vision_tower.`` / ``visual.`` and are not matched);
-``(?:model\\.)?`` also accepts the older ``language_model.model.layers`` path.
+rely on it): the family's (`MLLMFamily.lora_target_regex`: the language model's attention and MLP
+projections, never the vision tower's).
 
 Adapters written by newer transformers/peft can load as silent no-ops on older versions:
 `verify_lora_loaded` turns that into an error.
@@ -18,20 +16,19 @@ from typing import Any
 from ..safe_files import CHECKPOINT_FIX, load_safetensors, load_torch_weights
 from .manifest import CheckpointError, MindEditCheckpoint
 
-LORA_MODULES = r"(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj)"
-
 
 class LoraNotLoadedError(CheckpointError):
     """The LoRA adapter in a checkpoint did not load (missing tensors or zero deltas)."""
 
 
-def lora_target_regex(layers: list[int] | None = None) -> str:
-    """The peft ``target_modules`` regex: every decoder layer, or only the given 0-based ``layers``."""
-    which = r"\d+" if layers is None else "(?:" + "|".join(str(i) for i in layers) + ")"
-    return rf".*language_model\.(?:model\.)?layers\.{which}\.{LORA_MODULES}"
+def lora_target_regex(family: Any, layers: list[int] | None = None) -> str:
+    """The peft ``target_modules`` regex of ``family`` (an `MLLMFamily`, or a model / config of one):
+    every decoder layer, or only the given 0-based ``layers``."""
+    from ..mllm.families import MLLMFamily, family_of
 
-
-LORA_TARGET_REGEX = lora_target_regex()
+    if not isinstance(family, MLLMFamily):
+        family = family_of(family)
+    return family.lora_target_regex(layers)
 
 
 def apply_lora(model: Any, ckpt: MindEditCheckpoint, *, merge: bool = True) -> Any:

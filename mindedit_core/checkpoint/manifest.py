@@ -109,11 +109,17 @@ def base_model_info(model_or_config: Any, name: str = "") -> BaseModelInfo:
     text = _text_config(config)
     if not name:
         name = Path(str(getattr(config, "_name_or_path", "") or "")).name
+    from ..mllm.families import FAMILIES
+
     model_type = str(getattr(config, "model_type", ""))
+    known = FAMILIES.get(model_type)
+    hidden_size, num_layers = (
+        known.text_dims(config) if known is not None else (int(text.hidden_size), int(text.num_hidden_layers))
+    )
     return BaseModelInfo(
         model_type=model_type,
-        hidden_size=int(text.hidden_size),
-        num_layers=int(text.num_hidden_layers),
+        hidden_size=hidden_size,
+        num_layers=num_layers,
         name=name,
         family=model_type,
     )

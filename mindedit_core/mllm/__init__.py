@@ -4,10 +4,13 @@ Public API::
 
     load_mllm(model_dir, *, dtype="auto", device=None, attn_implementation="sdpa",
               quantization=None, checkpoint_dir=None, max_side=384) -> MindEditMLLM
-    MindEditMLLM.refine_and_embed(image, instruction, *, mask=None, options=PassOptions(...),
-              should_stop=None, on_token=None, **option_overrides) -> MindEditResult  # .refined, .v_insight, .text
-    MindEditMLLM.refine(...) -> RefinedPrompt;  MindEditMLLM.embed(image, instruction, *, mask=None) -> Tensor
-    FAMILIES / family_for(model_type): LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL
+    MindEditMLLM.run(PassRequest(image, instruction, mask=None, outputs="both"|"prompts"|"embeds",
+              options=PassOptions(...), should_stop=None, on_token=None)) -> PassResult  # .refined, .v_insight, .text
+    shorthands: mllm.refine_and_embed(image, instruction, **request) -> PassResult; refine_full(...) ->
+              PassResult; refine(...) -> RefinedPrompt; embed(...) -> Tensor  (request: mask=, options=,
+              should_stop=, on_token=, or PassOptions overrides such as seed=, max_new_tokens=)
+    MindEditMLLMLike: the protocol every implementation (local, remote, fakes) satisfies
+    FAMILIES / family_for(model_type): every supported VLM family (one module each in families/)
     GenerationInterrupted, MissingVisionHeadError, MLLMFolderError, UnsupportedTransformersError
 
 Importing this package imports torch (not transformers: that happens in `load_mllm`).
@@ -19,12 +22,22 @@ from .hooks import capture_layer, find_decoder_layers
 from .loader import load_mllm
 from .loading import MLLMFolderError, check_mllm_folder, load_base_model
 from .options import DEFAULT_MAX_NEW_TOKENS, PassOptions
-from .protocol import GenerationInterrupted, MindEditMLLMLike, MissingVisionHeadError, require_vision_head
+from .protocol import (
+    PASS_OUTPUTS,
+    GenerationInterrupted,
+    MindEditMLLMLike,
+    MissingVisionHeadError,
+    PassCalls,
+    PassRequest,
+    PassResult,
+    require_vision_head,
+)
 from .runner import MindEditMLLM, MindEditResult
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "DTYPE_NAMES",
+    "PASS_OUTPUTS",
     "FAMILIES",
     "GenerationInterrupted",
     "MLLMFamily",
@@ -33,7 +46,10 @@ __all__ = [
     "MindEditMLLMLike",
     "MindEditResult",
     "MissingVisionHeadError",
+    "PassCalls",
     "PassOptions",
+    "PassRequest",
+    "PassResult",
     "UnsupportedTransformersError",
     "capture_layer",
     "check_mllm_folder",

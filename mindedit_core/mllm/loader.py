@@ -1,8 +1,7 @@
 """`load_mllm`: a local folder of a supported VLM (+ optional MIND-Edit checkpoint) -> `MindEditMLLM`.
 
-Supported families (`mindedit_core.mllm.families`, chosen by ``config.json``'s ``model_type``):
-LLaVA-OneVision (``llava-hf/llava-onevision-qwen2-*-ov-hf``), Qwen2.5-VL (``Qwen/Qwen2.5-VL-*-Instruct``,
-transformers >= 4.52) and Qwen3-VL (``Qwen/Qwen3-VL-*-Instruct``, transformers >= 4.57). Loading is
+Supported families: `mindedit_core.mllm.families.FAMILIES`, chosen by ``config.json``'s ``model_type``
+(each family names the transformers release it needs). Loading is
 `loading.load_base_model` (local files only); this module adds the device, quantization and the
 checkpoint (family and shape checked, LoRA verified and merged, head loaded).
 """

@@ -2,7 +2,7 @@
 
 One default per setting: ``max_new_tokens`` 200 (the refine nodes' widget default; an answer of two
 prompts normally stops well before it) and ``max_image_side`` 384 (`mindedit_core.images.DEFAULT_MAX_SIDE`:
-LLaVA-OneVision's one tile + base view; ~190 tokens on Qwen2.5-VL, ~144 on Qwen3-VL).
+LLaVA-OneVision's one tile + base view; each family's token counts are its ``image_tokens``).
 """
 
 from __future__ import annotations

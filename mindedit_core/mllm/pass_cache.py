@@ -61,7 +61,7 @@ class PassOutcome:
 
     @classmethod
     def from_result(cls, result: Any, description: str, stored_negative: Any = None) -> PassOutcome:
-        """From a `MindEditResult` (``v_insight`` moved to the CPU in fp32). ``neg_embeds`` pairs with it:
+        """From a `PassResult` (``v_insight`` moved to the CPU in fp32). ``neg_embeds`` pairs with it:
         ``stored_negative`` (the checkpoint's blank-image embedding) or zeros, said on the status line
         when a plus head has no stored negative."""
         refined = result.refined

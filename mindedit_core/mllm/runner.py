@@ -5,17 +5,24 @@ decoder layer m keeps that call's output (`mindedit_core.mllm.hooks`), the gener
 normally, and the vision head turns the kept hidden states into ``v_insight``. The text is exactly what
 a plain ``generate`` produces (the hook only reads), and ``v_insight`` equals a separate forward + head.
 
-- `MindEditMLLM.refine_and_embed`: text + ``v_insight`` (needs a head);
-- `MindEditMLLM.refine`: text only (works with the base model alone);
-- `MindEditMLLM.embed`: ``v_insight`` only: one forward, cut short after layer m.
+`MindEditMLLM.run` takes a `PassRequest` and returns a `PassResult` (`mindedit_core.mllm.protocol`,
+the contract every MLLM implementation shares); ``request.outputs`` says what to produce:
+
+- ``"both"``: text + ``v_insight`` from one ``generate`` (needs a head);
+- ``"prompts"``: text only (works with the base model alone);
+- ``"embeds"``: ``v_insight`` only: one forward, cut short after layer m.
+
+The shorthands ``refine_and_embed`` / ``refine_full`` / ``refine`` / ``embed`` (`PassCalls`) build the
+request from keyword arguments.
 
 Inputs: a PIL image, or a numpy/torch ``[H,W,C]`` / ``[1,H,W,C]`` float image in 0..1 (ComfyUI
 ``IMAGE``); an optional mask ``[H,W]`` / ``[1,H,W]`` (ComfyUI ``MASK``), shown to the MLLM as a magenta
 outline (see `mindedit_core.images`). Per-call settings (seed, max new tokens, the image budget
-``max_image_side``, sampling) travel in a `PassOptions` argument (or as keyword overrides of it);
-the model's ``default_options`` fill the rest. Nothing per-call is stored on the shared object.
+``max_image_side``, sampling) travel in the request's `PassOptions` (None: the model's
+``default_options``). Nothing per-call is stored on the shared object.
 
-The family (`mindedit_core.mllm.families`) decides how the chat messages carry the image; the
+The family (`mindedit_core.mllm.families`) encodes the prompt (`MLLMFamily.encode_prompt`: image
+preparation, chat messages, template, processor), the same function training's collate calls; the
 processor applies the family's own image budget to the resized image.
 
 Device handling: ``mllm.model`` and ``mllm.head`` are plain ``torch.nn.Module`` objects that a
@@ -27,35 +34,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..images import mask_is_empty, prepare_mllm_image
-from ..prompting import PROMPT_VERSION, RefinedPrompt, parse_refinement
-from ..vision_head import VisionHead, default_layer
+from ..prompting import PROMPT_VERSION, parse_refinement
+from ..vision_head import VisionHead
 from .families import MLLMFamily, family_of
 from .hooks import capture_layer, find_decoder_layers, run_until_captured
 from .options import PassOptions
-from .protocol import GenerationInterrupted, require_vision_head
+from .protocol import GenerationInterrupted, PassCalls, PassRequest, PassResult, require_vision_head
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class MindEditResult:
-    """``refined``: parsed prompts (check ``refined.warning``); ``v_insight``: the head's output or None;
-    ``text``: the raw generated answer; token counts for logging and benchmarks."""
-
-    refined: RefinedPrompt
-    v_insight: torch.Tensor | None
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    timings: dict = field(default_factory=dict)
+# The result of a pass (`mindedit_core.mllm.protocol.PassResult`), under its older name.
+MindEditResult = PassResult
 
 
 class _CallbackStopper:
@@ -94,8 +89,9 @@ def _first_float_parameter(module: nn.Module) -> torch.Tensor:
     raise TypeError(f"{type(module).__name__} has no floating-point weights.")
 
 
-class MindEditMLLM:
-    """A supported VLM + processor, an optional vision head, and the layer it reads."""
+class MindEditMLLM(PassCalls):
+    """A supported VLM + processor, an optional vision head, and the layer it reads: a local
+    `MindEditMLLMLike` (``run``; the `PassCalls` shorthands on top)."""
 
     def __init__(
         self,
@@ -120,7 +116,9 @@ class MindEditMLLM:
         # A plus checkpoint's stored blank-image negative (`mindedit_core.checkpoint.negative`), or None.
         self.negative_embeds = negative_embeds
         self.num_layers = len(find_decoder_layers(model))
-        self.layer = layer or (head.config.layer if head is not None else default_layer(self.num_layers))
+        self.layer = layer or (
+            head.config.layer if head is not None else self.family.default_layer(self.num_layers)
+        )
         if head is not None and head.config.layer != self.layer:
             raise ValueError(f"The head reads layer {head.config.layer}, but layer={self.layer} was given.")
         self.prompt_version = PROMPT_VERSION
@@ -153,22 +151,15 @@ class MindEditMLLM:
     def has_head(self) -> bool:
         return self.head is not None
 
-    def options(self, options: PassOptions | None = None, **overrides) -> PassOptions:
-        """The options of one call: ``options`` (or the defaults) with keyword overrides applied."""
-        return (options or self.default_options).with_overrides(**overrides)
-
     # -- inputs ----------------------------------------------------------------------------------
     def prepare_inputs(
         self, image: Any, instruction: str, *, mask: Any = None, max_image_side: int | None = None
     ):
         """Processor outputs (token ids, attention mask and the family's image tensors) on the model's
-        device; ``max_image_side`` defaults to the model's default options."""
+        device; ``max_image_side`` defaults to the model's default options. The encoding is the
+        family's `MLLMFamily.encode_prompt`, the one training's collate uses too."""
         side = self.default_options.max_image_side if max_image_side is None else max_image_side
-        with_mask = not mask_is_empty(mask)
-        pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=side)
-        messages = self.family.messages(instruction, with_mask=with_mask)
-        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = self.processor(images=pil, text=text, return_tensors="pt")
+        inputs = self.family.encode_prompt(self.processor, image, instruction, mask=mask, max_side=side)
         device, dtype = self.device, self.dtype
         moved = {}
         for key, value in inputs.items():
@@ -179,80 +170,24 @@ class MindEditMLLM:
             moved[key] = value
         return moved
 
-    # -- public calls ----------------------------------------------------------------------------
-    def refine_and_embed(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_token: Callable[[int, int], None] | None = None,
-        **overrides,
-    ) -> MindEditResult:
-        """Refined prompts and ``v_insight`` from one ``generate`` (raises `MissingVisionHeadError`
-        without a head, `GenerationInterrupted` when ``should_stop`` fires). ``overrides``: any
-        `PassOptions` field (``seed=``, ``max_new_tokens=``, ...)."""
-        require_vision_head(self)
-        opts = self.options(options, **overrides)
-        return self._generate(image, instruction, mask, opts, should_stop, on_token, embed=True)
+    # -- the pass ------------------------------------------------------------------------------
+    def run(self, request: PassRequest) -> PassResult:
+        """One pass (`mindedit_core.mllm.protocol`): the refined prompts and/or ``v_insight`` that
+        ``request.outputs`` asks for, with ``request.options`` (else ``default_options``). Raises
+        `MissingVisionHeadError` for embeddings without a head, `GenerationInterrupted` when
+        ``should_stop`` fires."""
+        if request.wants_embeds:
+            require_vision_head(self)
+        if request.should_stop is not None and request.should_stop():
+            raise GenerationInterrupted("MLLM generation was cancelled before it started.")
+        opts = request.options or self.default_options
+        if not request.wants_prompts:
+            return self._embed_only(request, opts)
+        return self._generate(request, opts, embed=request.wants_embeds)
 
-    def refine(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_token: Callable[[int, int], None] | None = None,
-        **overrides,
-    ) -> RefinedPrompt:
-        """Refined prompts only; works with the base model and no head."""
-        return self.refine_full(
-            image,
-            instruction,
-            mask=mask,
-            options=options,
-            should_stop=should_stop,
-            on_token=on_token,
-            **overrides,
-        ).refined
-
-    def refine_full(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_token: Callable[[int, int], None] | None = None,
-        **overrides,
-    ) -> MindEditResult:
-        """Like `refine`, returning the whole `MindEditResult` (raw text, token counts; ``v_insight`` None)."""
-        opts = self.options(options, **overrides)
-        return self._generate(image, instruction, mask, opts, should_stop, on_token, embed=False)
-
-    @torch.no_grad()
-    def embed(
-        self,
-        image: Any,
-        instruction: str,
-        *,
-        mask: Any = None,
-        options: PassOptions | None = None,
-        **overrides,
-    ) -> torch.Tensor:
-        """``v_insight`` only: one forward over the prompt, stopped right after layer m."""
-        require_vision_head(self)
-        head = self.head
-        opts = self.options(options, **overrides)
-        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
-        with capture_layer(self.model, self.layer, stop_after=True) as capture:
-            hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
-        return self._apply_head(head, hidden, inputs)
+    def options(self, options: PassOptions | None = None, **overrides) -> PassOptions:
+        """The options of one call: ``options`` (or the defaults) with keyword overrides applied."""
+        return (options or self.default_options).with_overrides(**overrides)
 
     # -- internals -------------------------------------------------------------------------------
     def _apply_head(self, head: VisionHead, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
@@ -266,23 +201,32 @@ class MindEditMLLM:
             )
 
     @torch.no_grad()
-    def _generate(
-        self,
-        image: Any,
-        instruction: str,
-        mask: Any,
-        opts: PassOptions,
-        should_stop: Callable[[], bool] | None,
-        on_token: Callable[[int, int], None] | None,
-        *,
-        embed: bool,
-    ) -> MindEditResult:
-        if should_stop is not None and should_stop():
-            raise GenerationInterrupted("MLLM generation was cancelled before it started.")
+    def _embed_only(self, request: PassRequest, opts: PassOptions) -> PassResult:
+        """``v_insight`` only: one forward over the prompt, stopped right after layer m."""
         started = time.perf_counter()
-        inputs = self.prepare_inputs(image, instruction, mask=mask, max_image_side=opts.max_image_side)
+        inputs = self.prepare_inputs(
+            request.image, request.instruction, mask=request.mask, max_image_side=opts.max_image_side
+        )
+        with capture_layer(self.model, self.layer, stop_after=True) as capture:
+            hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
+        v_insight = self._apply_head(self.head, hidden, inputs)
+        return PassResult(
+            refined=None,
+            v_insight=v_insight,
+            text="",
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            timings={"forward": time.perf_counter() - started},
+        )
+
+    @torch.no_grad()
+    def _generate(self, request: PassRequest, opts: PassOptions, *, embed: bool) -> PassResult:
+        started = time.perf_counter()
+        instruction = request.instruction
+        inputs = self.prepare_inputs(
+            request.image, instruction, mask=request.mask, max_image_side=opts.max_image_side
+        )
         prepared = time.perf_counter()
-        stopper = _CallbackStopper(opts.max_new_tokens, should_stop, on_token)
+        stopper = _CallbackStopper(opts.max_new_tokens, request.should_stop, request.on_token)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         gen_kwargs = dict(
             max_new_tokens=opts.max_new_tokens,
@@ -321,7 +265,7 @@ class MindEditMLLM:
                 raise RuntimeError("The layer hook did not capture the prefill hidden states.")
             v_insight = self._apply_head(self.head, hidden, inputs)
         done = time.perf_counter()
-        return MindEditResult(
+        return PassResult(
             refined=refined,
             v_insight=v_insight,
             text=text,

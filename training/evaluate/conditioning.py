@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from mindedit_core.mllm.protocol import PassRequest
+
 PROMPT_SOURCES: tuple[str, ...] = ("refined", "raw")
 IMAGE_EMBED_SOURCES: tuple[str, ...] = ("insight", "source_clip", "none")
 
@@ -119,9 +121,9 @@ class SourceClipEncoder:
 class Conditioner:
     """Builds the `Conditioning` of a record for one `MethodSpec`.
 
-    `mllm` is a `mindedit_core.mllm.MindEditMLLM` (or anything with the same `refine_and_embed`,
-    `refine` and `embed` methods and `negative_embeds`): it writes the refined prompts and, unless `insight_mllm` is given,
-    also gives ``v_insight`` (one pass). `insight_mllm` is a second MLLM whose vision head gives
+    `mllm` is any `mindedit_core.mllm.MindEditMLLMLike` (the local `MindEditMLLM`, a remote backend, a
+    test fake), called through ``run(PassRequest(...))`` as the nodes call it: it writes the refined
+    prompts and, unless `insight_mllm` is given, also gives ``v_insight`` (one pass). `insight_mllm` is a second MLLM whose vision head gives
     ``v_insight`` (Table 2 #3-#5: prompts and ``v_insight`` from different checkpoints). With
     ``prompt="refined"`` and no MLLM, the record's own refined prompts are used (e.g. a JSONL with
     ``positive``/``negative``), else it is an error.
@@ -159,15 +161,15 @@ class Conditioner:
         if method.prompt == "refined":
             if self.mllm is not None:
                 one_pass = method.image_embed == "insight" and self.insight_mllm is self.mllm
-                if one_pass:
-                    result = self.mllm.refine_and_embed(
-                        source, instruction, mask=mask, seed=seed, **self.generate_kwargs
-                    )
-                    refined, embeds = result.refined, result.v_insight
-                else:
-                    refined = self.mllm.refine(
-                        source, instruction, mask=mask, seed=seed, **self.generate_kwargs
-                    )
+                request = PassRequest(
+                    source,
+                    instruction,
+                    mask=mask,
+                    outputs="both" if one_pass else "prompts",
+                    options=self.mllm.default_options.with_overrides(seed=seed, **self.generate_kwargs),
+                )
+                result = self.mllm.run(request)
+                refined, embeds = result.refined, result.v_insight
                 positive, negative, origin = refined.positive, refined.negative, "mllm"
                 warning = getattr(refined, "warning", None)
                 fell_back = not getattr(refined, "parsed", True)
@@ -181,7 +183,8 @@ class Conditioner:
         else:
             positive, negative, origin = instruction, "", "instruction"
         if method.image_embed == "insight" and embeds is None:
-            embeds = self.insight_mllm.embed(source, instruction, mask=mask)
+            request = PassRequest(source, instruction, mask=mask, outputs="embeds")
+            embeds = self.insight_mllm.run(request).v_insight
         elif method.image_embed == "source_clip":
             embeds = self.source_encoder(source)
         negative_embeds = None

@@ -52,7 +52,7 @@ def resolve_source(path: str | Path | None, base_mllm: str | Path | None) -> MLL
     if (folder / MANIFEST).is_file():
         if not base_mllm:
             raise ValueError(
-                f"Checkpoint {folder} needs its base model: pass --mllm DIR (LLaVA-OneVision folder)."
+                f"Checkpoint {folder} needs its base model: pass --mllm DIR (the VLM folder it was trained on)."
             )
         return MLLMSource(
             str(Path(base_mllm).resolve()), str(folder.resolve()), _variant_of_checkpoint(folder)

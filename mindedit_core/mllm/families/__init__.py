@@ -1,18 +1,21 @@
 """The supported MLLM families, looked up by ``config.json``'s ``model_type``.
 
-Adding a family: a module here with one `MLLMFamily`, registered in `FAMILIES`, a fixture in
-``devkit/fixtures`` and the family tests (see docs/MODELS.md).
+Adding a family: a module here with one `MLLMFamily` (its facts, releases and image budget),
+registered in `FAMILIES` below, a fixture in ``devkit/fixtures`` and the tests' family list
+(``tests/fixtures_mllm.py``); texts, tooltips, the download catalogue and the docs' tables are derived
+from the family objects (see docs/MODELS.md; ``python -m devkit.family_docs`` rewrites the tables).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import PACK_MIN_TRANSFORMERS, MLLMFamily, UnsupportedTransformersError
+from .base import PACK_MIN_TRANSFORMERS, MLLMFamily, Release, UnsupportedTransformersError, check_family
 from .llava_onevision import LLAVA_ONEVISION
 from .qwen2_5_vl import QWEN2_5_VL
 from .qwen3_vl import QWEN3_VL
 
+# The family table: order is the order of every list shown to users (catalogue, docs, errors).
 FAMILIES: dict[str, MLLMFamily] = {f.model_type: f for f in (LLAVA_ONEVISION, QWEN2_5_VL, QWEN3_VL)}
 
 
@@ -20,19 +23,30 @@ class UnsupportedFamilyError(ValueError):
     """A model whose ``model_type`` is not one of `FAMILIES`."""
 
 
+def family_names(conjunction: str = "or") -> str:
+    """``"LLaVA-OneVision, Qwen2.5-VL or Qwen3-VL"``: every family's display name, for texts."""
+    names = [f.display_name for f in FAMILIES.values()]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
 def supported_summary() -> str:
     return ", ".join(f"{f.display_name} ('{f.model_type}')" for f in FAMILIES.values())
+
+
+def releases() -> list[tuple[MLLMFamily, Release]]:
+    """Every release of every family, in table order (the download catalogue's VLM rows)."""
+    return [(family, release) for family in FAMILIES.values() for release in family.releases]
 
 
 def family_for(model_type: str | None, *, where: str = "the model") -> MLLMFamily:
     """The family of a ``model_type``; a clear refusal listing the supported ones otherwise."""
     family = FAMILIES.get(str(model_type))
     if family is None:
+        notes = "".join(f"; for {f.display_name} {f.folder_note}" for f in FAMILIES.values() if f.folder_note)
         raise UnsupportedFamilyError(
             f"{where} holds a {model_type!r} model, which MIND-Edit does not support. Supported model_types: "
             f"{supported_summary()}. Use a Hugging Face folder of one of them (e.g. "
-            f"{', '.join(f.example_repo for f in FAMILIES.values())}); for LLaVA-OneVision the '-hf' "
-            "conversions (the original lmms-lab repos use another layout)."
+            f"{', '.join(f.example_repo for f in FAMILIES.values())}){notes}."
         )
     return family
 
@@ -61,9 +75,13 @@ __all__ = [
     "PACK_MIN_TRANSFORMERS",
     "QWEN2_5_VL",
     "QWEN3_VL",
+    "Release",
     "UnsupportedFamilyError",
     "UnsupportedTransformersError",
+    "check_family",
     "family_for",
+    "family_names",
     "family_of",
     "family_of_processor",
+    "releases",
 ]
