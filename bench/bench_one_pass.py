@@ -16,7 +16,7 @@ Image tokens are counted by running each family's processor (real settings) on a
 that side with ``max_image_side`` equal to it, and counting the image placeholder tokens: exactly
 what the model reads.
 
-Run:  .venv/bin/python bench/bench_one_pass.py [--families llava_onevision qwen2_5_vl qwen3_vl]
+Run:  .venv/bin/python bench/bench_one_pass.py [--families llava_onevision qwen2_5_vl qwen3_vl qwen3_5 gemma4]
       [--rounds 7] [--new-tokens 32] [--side 384] [--tokens-only]
 """
 
@@ -32,19 +32,23 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-FAMILIES = ("llava_onevision", "qwen2_5_vl", "qwen3_vl")
+FAMILIES = ("llava_onevision", "qwen2_5_vl", "qwen3_vl", "qwen3_5", "gemma4")
 TOKEN_SIDES = (384, 768, 1024)
 
 
 def proxy_model(family: str):
     from devkit.fixtures import cache_root
+    from devkit.fixtures.gemma4 import small_gemma4
     from devkit.fixtures.llava_onevision import small_llava_onevision
+    from devkit.fixtures.qwen3_5 import small_qwen3_5
     from devkit.fixtures.qwen_vl import small_qwen2_5_vl, small_qwen3_vl
 
     builders = {
         "llava_onevision": small_llava_onevision,
         "qwen2_5_vl": small_qwen2_5_vl,
         "qwen3_vl": small_qwen3_vl,
+        "qwen3_5": small_qwen3_5,
+        "gemma4": small_gemma4,
     }
     return builders[family](cache_root())
 
@@ -62,7 +66,7 @@ def image_tokens(mllm, side: int) -> int:
 
 def bench_family(family: str, args) -> list[str]:
     from mindedit_core.mllm import MindEditMLLM, PassOptions, load_mllm
-    from mindedit_core.vision_head import VisionHead, VisionHeadConfig, default_layer
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig
 
     base = load_mllm(proxy_model(family), device="cpu", dtype="float32", max_side=args.side)
     tokens = {side: image_tokens(base, side) for side in TOKEN_SIDES}
@@ -73,9 +77,7 @@ def bench_family(family: str, args) -> list[str]:
         return lines
     hidden = base.model.config.get_text_config().hidden_size
     torch.manual_seed(0)
-    head = VisionHead(
-        VisionHeadConfig.for_kind("plus", hidden_size=hidden, layer=default_layer(base.num_layers))
-    )
+    head = VisionHead(VisionHeadConfig.for_kind("plus", hidden_size=hidden, layer=base.layer))
     mllm = MindEditMLLM(base.model, base.processor, head.eval(), default_options=base.default_options)
     params = sum(p.numel() for p in mllm.model.parameters())
     rng = np.random.default_rng(0)

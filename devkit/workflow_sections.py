@@ -311,18 +311,23 @@ def add_sampling(
 def add_output(
     lay: Layout, source: int, decode: int, soft: int | None, refine: int, region: int | None, prefix: str
 ) -> None:
-    """Paste at the source's size, save, and preview the prompts and the one status text."""
+    """Paste at the source's size, save, and preview the prompts and the one status text. Without an
+    edit region the paste gets the source's MASK (1 - alpha), so a source with transparency is reported."""
     g = lay.graph
     paste = lay.add(
         GROUP_OUTPUT,
         "MindEditPasteEdit",
-        inputs=[("source", "IMAGE"), ("edited", "IMAGE")] + ([("edit_mask", "MASK")] if soft else []),
+        inputs=[("source", "IMAGE"), ("edited", "IMAGE")]
+        + ([("edit_mask", "MASK")] if soft else [])
+        + ([("source_mask", "MASK")] if region is None else []),
         outputs=[("image", "IMAGE"), ("status", "STRING")],
     )
     g.connect(source, 0, paste, "source")
     g.connect(decode, 0, paste, "edited")
     if soft:
         g.connect(soft, 0, paste, "edit_mask")
+    if region is None:
+        g.connect(source, 1, paste, "source_mask")
     save = lay.add(GROUP_OUTPUT, "SaveImage", widgets=[prefix], inputs=[("images", "IMAGE")], preview=True)
     g.connect(paste, 0, save, "images")
     status = lay.add(

@@ -37,6 +37,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from .instruction_checks import is_blank
+
 # The prompt's name; the version recorded with caches and checkpoints is derived (see `PROMPT_VERSION`).
 PROMPT_LABEL = "mindedit-refine-v2"
 # The text fingerprint (`prompt_fingerprint`) each released label stands for: a recorded bare label
@@ -214,11 +216,11 @@ def parse_refinement(answer: str, fallback_instruction: str) -> RefinedPrompt:
     otherwise smuggle the user's text in as the "refined" prompt.
     """
     raw = answer if isinstance(answer, str) else ("" if answer is None else str(answer))
-    from_instruction = _instruction_field_check(fallback_instruction or "")
+    guard = InjectionGuard(fallback_instruction or "")
     rejected: list[str] = []
 
     def reject(value: str) -> bool:
-        if from_instruction(value):
+        if guard.taints(value):
             rejected.append(value)
             return True
         return False
@@ -236,8 +238,8 @@ def parse_refinement(answer: str, fallback_instruction: str) -> RefinedPrompt:
         positive, negative = "", ""
         reason = "the MLLM repeated the answer template instead of filling it in"
     echo_note = (
-        "text inside your instruction looks like an answer field; the MLLM repeated it and that part "
-        "was not used"
+        "text inside your instruction looks like an answer field; the MLLM repeated it and every answer "
+        "field holding it was not used"
         if rejected
         else None
     )
@@ -249,9 +251,13 @@ def parse_refinement(answer: str, fallback_instruction: str) -> RefinedPrompt:
         return RefinedPrompt(positive=positive, negative=negative, raw=raw, parsed=True, warning=warning)
     if rejected and reason.startswith("no optimized_prompt"):
         reason = echo_note
-    fallback = _flatten(bound_instruction(fallback_instruction or "").text)
+    fallback = _flatten(bound_instruction(guard.plain_text).text)
+    if is_blank(fallback):  # whitespace, control or invisible characters only: nothing for SD to read
+        fallback = ""
     used = fallback or _EMPTY_FALLBACK
-    what = "the raw instruction" if fallback else f"{_EMPTY_FALLBACK!r} (the instruction was empty too)"
+    source = "the instruction without its answer fields" if guard.has_fields else "the raw instruction"
+    empty = "nothing is left of the instruction" if guard.has_fields else "the instruction was empty too"
+    what = source if fallback else f"{_EMPTY_FALLBACK!r} ({empty})"
     snippet = _flatten(raw)[:80]
     warning = f"Prompt refinement fell back to {what}: {reason} (answer starts: {snippet!r})."
     return RefinedPrompt(positive=used, negative=negative, raw=raw, parsed=False, warning=warning)
@@ -262,26 +268,83 @@ def _comparable(text: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", text.lower()))
 
 
-def _instruction_field_check(instruction: str):
-    """A predicate: does a parsed value come from inside the instruction?
+class InjectionGuard:
+    """Keeps text an instruction carries in answer fields (``optimized_prompt: "..."``) out of the prompts.
 
-    Only an instruction that itself contains answer fields can inject one; for it, any value whose
-    words all appear, in order, inside the instruction's words is refused. An ordinary instruction
-    ("make him wave") refuses nothing, so a model may well reuse its words.
+    Only an instruction that itself contains answer fields can inject one. For it, a parsed value is
+    refused (`taints`) when its words all come, in order, from inside the instruction, or when it
+    holds any word that appears only in the instruction's fields (an echo plus a word, ``"<injected>,
+    detailed"``, is refused whole: what the status says was not used is never passed on).
+    `plain_text` is the instruction before its first field: what a fallback may use. An ordinary
+    instruction ("make him wave") refuses nothing, so a model may well reuse its words.
     """
-    try:
-        carries_fields = bool(_parse_json(instruction) or _parse_keys(instruction))
-    except Exception:
-        carries_fields = True
-    if not carries_fields:
-        return lambda value: False
-    haystack = f" {_comparable(instruction)} "
 
-    def comes_from_instruction(value: str) -> bool:
+    def __init__(self, instruction: str):
+        try:
+            values, start = _field_values(instruction)
+        except Exception:  # never let the guard break an edit: treat the whole instruction as fields
+            values, start = [instruction], 0
+        self.has_fields = bool(values)
+        self.plain_text = instruction[:start] if self.has_fields else instruction
+        self._haystack = f" {_comparable(instruction)} "
+        plain_words = set(_comparable(self.plain_text).split())
+        self._field_words = {
+            word
+            for value in values
+            for word in _comparable(value).split()
+            if word not in plain_words and (len(word) >= 3 or not word.isascii())
+        }
+
+    def taints(self, value: str) -> bool:
+        if not self.has_fields:
+            return False
         words = _comparable(value)
-        return bool(words) and f" {words} " in haystack
+        if not words:
+            return False
+        return f" {words} " in self._haystack or bool(self._field_words & set(words.split()))
 
-    return comes_from_instruction
+
+def _field_values(text: str) -> tuple[list[str], int]:
+    """Every answer-field value in ``text`` (JSON objects and ``key: value`` sections) and where the
+    first field starts (``len(text)`` when there is none)."""
+    values: list[str] = []
+    start = len(text)
+    for candidate in [m.group(1) for m in _FENCE_RE.finditer(text)] + [text]:
+        first, last = candidate.find("{"), candidate.rfind("}")
+        if first < 0 or last <= first:
+            continue
+        try:
+            obj = json.loads(candidate[first : last + 1])
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            found = [_clean_value(v) for k, v in obj.items() if _is_field_name(str(k))]
+            if any(found):
+                values += [v for v in found if v]
+                start = min(start, max(0, text.find(candidate[first : last + 1])))
+    matches = list(_KEY_RE.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        value = _section_value(text[match.end() : end], last=index + 1 == len(matches))
+        if value:
+            values.append(value)
+            start = min(start, match.start())
+    return values, start
+
+
+_POSITIVE_JSON_KEYS = ("optimizedprompt", "optimisedprompt", "positiveprompt", "refinedprompt", "prompt")
+
+
+def _json_field_kind(key: str) -> str | None:
+    """ "negative", "positive" or None for a JSON key (spaces, '_' and '-' ignored, plural allowed)."""
+    name = re.sub(r"[\s_\-]", "", key.lower())
+    if name.startswith("negative"):
+        return "negative"
+    return "positive" if name.rstrip("s") in _POSITIVE_JSON_KEYS else None
+
+
+def _is_field_name(key: str) -> bool:
+    return _json_field_kind(key) is not None
 
 
 def _echoes_template(value: str) -> bool:
@@ -312,19 +375,13 @@ def _parse_json(text: str, reject=_never) -> tuple[str, str] | None:
             continue
         pos = neg = ""
         for key, value in obj.items():
-            name = re.sub(r"[\s_\-]", "", str(key).lower())
+            kind = _json_field_kind(str(key))
             cleaned = _clean_value(value)
             if not cleaned or reject(cleaned):
                 continue
-            if name.startswith("negative"):
+            if kind == "negative":
                 neg = cleaned
-            elif name.rstrip("s") in (
-                "optimizedprompt",
-                "optimisedprompt",
-                "positiveprompt",
-                "refinedprompt",
-                "prompt",
-            ):
+            elif kind == "positive":
                 pos = cleaned
         if pos:
             return pos, neg
@@ -397,7 +454,7 @@ def _clean_value(value) -> str:
             if len(text) >= 2 and text.startswith(open_) and text.endswith(close):
                 text = text[1:-1]
         text = text.strip("\"'“”<>").strip()
-    return text
+    return "" if is_blank(text) else text  # only invisible or control characters: no value
 
 
 def _flatten(text: str) -> str:

@@ -30,11 +30,8 @@ MAX_HEADER_BYTES = 100_000_000
 _GLOBAL_IN_TORCH_MESSAGE = re.compile(r"GLOBAL ([\w.]+)")
 
 
-# The fixes for the pack's own files (callers with other files pass their own ``fix``).
-MLLM_FOLDER_FIX = (
-    "Download the model folder again, e.g. `hf download llava-hf/llava-onevision-qwen2-0.5b-ov-hf --local-dir "
-    "<ComfyUI>/models/LLM/llava-onevision-qwen2-0.5b-ov-hf` (docs/MODELS.md lists every file and size)."
-)
+# The fix for MIND-Edit checkpoint files (callers with other files pass their own ``fix``; an MLLM
+# folder's names the family's repo: `mindedit_core.mllm.folder_files.download_fix`).
 CHECKPOINT_FIX = (
     "Copy or download the MIND-Edit checkpoint folder again, or export it again from training "
     "(`python -m training.train` writes it when a run ends)."

@@ -7,6 +7,7 @@ workflows pad before it and crop + paste after decoding.
 from __future__ import annotations
 
 from ..mindedit_core.canvas import pad_to_multiple, paste_edit
+from ..mindedit_core.source_checks import check_source_size, transparency_warning
 from .node_spec import Input, NodeSpec, Output, declare
 
 CATEGORY = "MIND-Edit"
@@ -28,6 +29,7 @@ CATEGORY = "MIND-Edit"
 )
 class MindEditPadForVAE:
     def pad(self, image):
+        check_source_size(image, where="MIND-Edit Pad for VAE")
         return (pad_to_multiple(image),)
 
 
@@ -52,6 +54,14 @@ class MindEditPadForVAE:
                 "whole edit is kept (mask-free).",
                 optional=True,
             ),
+            Input(
+                "source_mask",
+                "MASK",
+                "The source Load Image's MASK output (1 - alpha), for graphs without 'MIND-Edit Edit "
+                "Region': when the source had transparent (or MaskEditor-painted) pixels, which Load Image "
+                "flattens and the edit then changes like the rest, the status says so.",
+                optional=True,
+            ),
         ),
         outputs=(
             Output("image", "IMAGE", "The edited image at the source's size."),
@@ -60,9 +70,11 @@ class MindEditPadForVAE:
     )
 )
 class MindEditPasteEdit:
-    def paste(self, source, edited, edit_mask=None):
+    def paste(self, source, edited, edit_mask=None, source_mask=None):
+        check_source_size(source, where="MIND-Edit Paste Edit")
         pasted = paste_edit(source, edited, edit_mask)
-        return (pasted.image, pasted.status)
+        warning = transparency_warning(source, source_mask)
+        return (pasted.image, f"{warning} | {pasted.status}" if warning else pasted.status)
 
 
 NODE_CLASSES = [MindEditPadForVAE, MindEditPasteEdit]

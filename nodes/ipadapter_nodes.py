@@ -18,12 +18,14 @@ from __future__ import annotations
 import folder_paths
 
 from ..mindedit_core.ipadapter import BATCH_MAPPINGS, IPAdapter, apply_ipadapter, load_ipadapter
+from ..mindedit_core.widget_checks import require_finite
 from .model_folders import IPADAPTER_FOLDER
 from .node_spec import Input, NodeSpec, Output, declare, mappings
 
 CATEGORY = "MIND-Edit/IP-Adapter"
 IPADAPTER_TYPE = "MINDEDIT_IPADAPTER"
 EMBEDS_TYPE = "EMBEDS"
+NODE_NAME = "MIND-Edit Apply IP-Adapter"
 
 
 def _adapter_files() -> list[str]:
@@ -143,15 +145,16 @@ class MindEditApplyIPAdapter:
     """Patch a MODEL so its cross-attention also attends to image tokens made from EMBEDS."""
 
     @classmethod
-    def VALIDATE_INPUTS(cls, start_at=None, end_at=None):
-        """Queue-time: the schedule window (ComfyUI leaves the min/max of these two to us)."""
-        for name, value in (("start_at", start_at), ("end_at", end_at)):
+    def VALIDATE_INPUTS(cls, weight=None, start_at=None, end_at=None):
+        """Queue-time: every FLOAT is a finite number in range (ComfyUI leaves NaN, and the min/max of
+        the inputs named here, to us), and the schedule window is not empty."""
+        for name, value in (("weight", weight), ("start_at", start_at), ("end_at", end_at)):
             problem = cls.SPEC.range_problem(name, value)
             if problem:
-                return f"MIND-Edit Apply IP-Adapter: {problem}."
+                return f"{NODE_NAME}: {problem}"
         if start_at is not None and end_at is not None and start_at > end_at:
             return (
-                f"MIND-Edit Apply IP-Adapter: start_at ({start_at}) is after end_at ({end_at}): the guidance "
+                f"{NODE_NAME}: start_at ({start_at}) is after end_at ({end_at}): the guidance "
                 "would never run. Set start_at <= end_at (0 and 1 = the whole schedule)."
             )
         return True
@@ -168,14 +171,16 @@ class MindEditApplyIPAdapter:
         neg_embed=None,
         attn_mask=None,
     ):
+        checked = {
+            name: require_finite(name, value, where=f"{NODE_NAME}: ")
+            for name, value in (("weight", weight), ("start_at", start_at), ("end_at", end_at))
+        }
         patched = apply_ipadapter(
             model,
             ipadapter,
             pos_embed,
             neg_embed,
-            weight=weight,
-            start_at=start_at,
-            end_at=end_at,
+            **checked,
             attn_mask=attn_mask,
             batch_mapping=batch_mapping,
             attention_fn=comfy_attention,

@@ -7,6 +7,7 @@ STRING output the shipped workflows preview.
 from __future__ import annotations
 
 from ..mindedit_core.masks import ALPHA, PAINTED, RED, choose_edit_mask, red_channel
+from ..mindedit_core.source_checks import check_source_size
 from .node_spec import Input, NodeSpec, Output, declare
 
 CATEGORY = "MIND-Edit"
@@ -67,6 +68,7 @@ STATUS_INPUTS = ("mllm_status", "mask_status", "image_status")
 )
 class MindEditEditRegion:
     def choose(self, image, painted_mask=None, mask_image=None, mask_alpha=None):
+        check_source_size(image, where="MIND-Edit Edit Region")
         candidates = [
             (PAINTED, painted_mask),
             (ALPHA, mask_alpha),

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..mindedit_core.widget_checks import number_problem
+
 # A combo's choices may depend on the model folders: a callable is read on every INPUT_TYPES call.
 InputType = str | list | Callable[[], list]
 
@@ -63,15 +65,10 @@ class NodeSpec:
         raise KeyError(f"{self.node_id} declares no input {name!r}")
 
     def range_problem(self, name: str, value: Any) -> str | None:
-        """The min/max message ComfyUI would give for ``value`` (None when in range or linked)."""
-        if value is None:
-            return None
+        """The min/max message ComfyUI would give for ``value``, and a refusal of NaN / infinity, which
+        ComfyUI's own check lets through (None when fine or linked)."""
         options = self.input(name).options
-        if "min" in options and value < options["min"]:
-            return f"{name} = {value} is below its minimum {options['min']}"
-        if "max" in options and value > options["max"]:
-            return f"{name} = {value} is above its maximum {options['max']}"
-        return None
+        return number_problem(name, value, minimum=options.get("min"), maximum=options.get("max"))
 
 
 def declare(spec: NodeSpec):

@@ -10,9 +10,11 @@ from __future__ import annotations
 import torch
 
 from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
+from ..mindedit_core.instruction_checks import empty_instruction_problem, require_instruction
 from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
 from ..mindedit_core.mllm.families.texts import image_tokens_hint
 from ..mindedit_core.prompting import MAX_INSTRUCTION_CHARS, bound_instruction
+from ..mindedit_core.source_checks import check_source_size, flat_source_warning
 from .comfy_mllm_patcher import MLLMHandle
 from .mllm_loader import CATEGORY, MLLM_TYPE
 from .mllm_pass import PassOutcome, compute_pass
@@ -87,16 +89,6 @@ def embeds_of(outcome: PassOutcome) -> tuple[torch.Tensor, torch.Tensor]:
     return outcome.v_insight, outcome.neg_embeds
 
 
-def empty_instruction_problem(instruction=None) -> str | None:
-    """Queue-time check: an empty instruction gives the MLLM nothing to refine (linked: unknown yet)."""
-    if instruction is not None and not str(instruction).strip():
-        return (
-            "MIND-Edit: the instruction is empty. Write what to change in your own words "
-            "(e.g. 'make the sky a warm sunset'), then queue again."
-        )
-    return None
-
-
 class _MLLMNode:
     """What every MLLM-running node shares beyond its declaration: the queue-time checks."""
 
@@ -106,16 +98,19 @@ class _MLLMNode:
 
 
 def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
+    require_instruction(instruction)  # a linked one was not checked at queue time
+    check_source_size(image, where="MIND-Edit (MLLM)")
     options = PassOptions(
         seed=int(seed), max_new_tokens=int(max_new_tokens), max_image_side=int(max_image_side)
     )
     return compute_pass(mllm, image, mask, bound_instruction(instruction).text, options)
 
 
-def status_of(outcome: PassOutcome, instruction: str) -> str:
-    """The pass's status line, with a warning first when the instruction was cut."""
+def status_of(outcome: PassOutcome, instruction: str, image: torch.Tensor) -> str:
+    """The pass's status line, with warnings first: a blank source, an instruction that was cut."""
     note = bound_instruction(instruction).note
-    return f"WARNING: {note} | {outcome.status}" if note else outcome.status
+    warnings = [flat_source_warning(image), f"WARNING: {note}" if note else None]
+    return " | ".join([w for w in warnings if w] + [outcome.status])
 
 
 POSITIVE = Output("positive", "STRING", "Refined positive prompt for Stable Diffusion.")
@@ -154,7 +149,7 @@ class MindEditRefineInstruction(_MLLMNode):
 
     def refine(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
         outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
-        return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction))
+        return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction, image))
 
 
 @declare(
@@ -193,7 +188,7 @@ class MindEditRefineAndEmbed(_MLLMNode):
         require_head(mllm)
         outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
         pos, neg = embeds_of(outcome)
-        status = status_of(outcome, instruction)
+        status = status_of(outcome, instruction, image)
         return (outcome.positive, outcome.negative, pos, neg, outcome.raw, status)
 
 

@@ -75,10 +75,28 @@ def tiny_qwen3_vl_dir(fixture_cache) -> Path:
     return tiny_qwen3_vl(fixture_cache)
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen3_5_dir(fixture_cache) -> Path:
+    """Tiny Qwen3.5 (3 linear-attention layers + 1 full-attention layer, patch 16, thinking template)."""
+    from devkit.fixtures.qwen3_5 import tiny_qwen3_5
+
+    return tiny_qwen3_5(fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma4_dir(fixture_cache) -> Path:
+    """Tiny Gemma 4 (sliding/full layers, per-layer inputs, KV sharing, 280-token image budget)."""
+    from devkit.fixtures.gemma4 import tiny_gemma4
+
+    return tiny_gemma4(fixture_cache)
+
+
 FAMILY_FIXTURES = {
     "llava_onevision": "tiny_llava_dir",
     "qwen2_5_vl": "tiny_qwen2_5_vl_dir",
     "qwen3_vl": "tiny_qwen3_vl_dir",
+    "qwen3_5": "tiny_qwen3_5_dir",
+    "gemma4": "tiny_gemma4_dir",
 }
 
 

@@ -54,3 +54,19 @@ def pack_module(name: str) -> ModuleType:
     """A submodule of the in-process pack, e.g. ``pack_module("nodes.refine")``."""
     import_pack()
     return importlib.import_module(f"{PACK_MODULE}.{name}")
+
+
+def comfy_load_image(pil_image):
+    """``(IMAGE, MASK)`` as ComfyUI's Load Image makes them from a PIL image: ``convert("RGB")`` (alpha
+    dropped, 16-bit values clipped to 8 bits), and ``1 - alpha`` as the mask (64x64 zeros without alpha)."""
+    import numpy as np
+    import torch
+
+    rgb = np.asarray(pil_image.convert("RGB")).astype(np.float32) / 255.0
+    image = torch.from_numpy(rgb)[None]
+    if "A" in pil_image.getbands():
+        alpha = np.asarray(pil_image.getchannel("A")).astype(np.float32) / 255.0
+        mask = 1.0 - torch.from_numpy(alpha)[None]
+    else:
+        mask = torch.zeros((1, 64, 64))
+    return image, mask

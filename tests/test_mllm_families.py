@@ -1,6 +1,7 @@
-"""Every supported family (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) on its tiny real-architecture fixture:
-folder check, from_pretrained round trip, messages, image budget, the one pass, the parser's fallback,
-LoRA targets, version and family refusals."""
+"""Every supported family (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL, Qwen3.5, Gemma 4) on its tiny
+real-architecture fixture: folder check, from_pretrained round trip, messages, image budget, the layer
+hook on every decoder layer kind, the one pass, the parser's fallback, LoRA targets, version and family
+refusals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from mindedit_core.mllm import FAMILIES, MLLMFolderError, check_mllm_folder, family_for, load_mllm
 
+_DELTANET_LORA = ("in_proj_qkv", "in_proj_z", "out_proj")  # Qwen3.5's LoRA-adapted DeltaNet projections
 INSTRUCTION = "make the sky a sunset"
 
 
@@ -27,7 +29,7 @@ def test_each_fixture_has_its_family_layout(family_dir):
     processor = AutoProcessor.from_pretrained(folder)
     assert type(processor).__name__ == family.processor_class
     assert processor.video_processor is not None
-    if model_type != "llava_onevision":
+    if model_type in ("qwen2_5_vl", "qwen3_vl"):
         from devkit.fixtures.qwen_vl import QWEN2_5_VL_SPECIAL_TOKENS, QWEN3_VL_SPECIAL_TOKENS
 
         tokens = QWEN3_VL_SPECIAL_TOKENS if model_type == "qwen3_vl" else QWEN2_5_VL_SPECIAL_TOKENS
@@ -49,6 +51,68 @@ def test_each_fixture_has_its_family_layout(family_dir):
             else ""
         )
         assert rendered == system + user + "<|im_start|>assistant\n"
+
+
+def test_qwen3_5_fixture_has_the_hybrid_stack_and_the_thinking_switch(tiny_qwen3_5_dir):
+    from transformers import AutoConfig, AutoProcessor
+
+    from devkit.fixtures.qwen3_5 import QWEN3_5_SPECIAL_TOKENS
+    from mindedit_core.mllm import FAMILIES
+
+    config = AutoConfig.from_pretrained(tiny_qwen3_5_dir)
+    assert config.text_config.layer_types == ["linear_attention"] * 3 + ["full_attention"]
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_5_dir)
+    ids = processor.tokenizer.convert_tokens_to_ids(QWEN3_5_SPECIAL_TOKENS)
+    assert ids == sorted(ids) and ids[0] >= 256
+    assert config.image_token_id == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (processor.image_processor.patch_size, processor.image_processor.merge_size) == (16, 2)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image"}]}]
+    user = (
+        "<|im_start|>user\nhi<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n"
+    )
+    thinking = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert thinking == user + "<think>\n"  # the released models think by default
+    # the family asks for the direct answer (inference and training render through it)
+    assert FAMILIES["qwen3_5"].render_prompt(processor, messages) == user + "<think>\n\n</think>\n\n"
+
+
+def test_gemma4_fixture_has_the_real_tokens_template_and_budget(tiny_gemma4_dir):
+    from PIL import Image
+    from transformers import AutoConfig, AutoProcessor
+
+    from devkit.fixtures.gemma4 import GEMMA4_CONTROL_TOKENS, GEMMA4_LEADING_TOKENS, GEMMA4_MULTIMODAL_TOKENS
+    from mindedit_core.mllm import FAMILIES
+
+    config = AutoConfig.from_pretrained(tiny_gemma4_dir)
+    processor = AutoProcessor.from_pretrained(tiny_gemma4_dir)
+    tokenizer = processor.tokenizer
+    assert tokenizer.convert_tokens_to_ids(GEMMA4_LEADING_TOKENS) == [0, 1, 2, 3, 4]
+    control = tokenizer.convert_tokens_to_ids(GEMMA4_CONTROL_TOKENS)
+    multimodal = tokenizer.convert_tokens_to_ids(GEMMA4_MULTIMODAL_TOKENS)
+    assert control == sorted(control) and multimodal == sorted(multimodal) and max(control) < min(multimodal)
+    assert (config.image_token_id, config.boi_token_id) == tuple(
+        tokenizer.convert_tokens_to_ids(["<|image|>", "<|image>"])
+    )
+    assert config.text_config.layer_types[-1] == "full_attention" and config.text_config.num_kv_shared_layers
+    messages = FAMILIES["gemma4"].messages("hi", with_mask=False)
+    rendered = FAMILIES["gemma4"].render_prompt(processor, messages)
+    assert rendered.startswith("<bos><|turn>system\n") and rendered.endswith(
+        "<|image|><turn|>\n<|turn>model\n"
+    )
+    assert "<|turn>user\n" in rendered and "<|think|>" not in rendered
+    # every image is resized to fill the 280-soft-token budget, whatever its size
+    counts = {
+        side: int(
+            (
+                processor(images=Image.new("RGB", (side, side)), text=rendered, return_tensors="pt")[
+                    "input_ids"
+                ]
+                == config.image_token_id
+            ).sum()
+        )
+        for side in (96, 384, 1024)
+    }
+    assert set(counts.values()) == {256}, counts  # 48x48 px per token: a square fills 16 x 16
 
 
 def test_from_pretrained_round_trip(family_dir, tmp_path, comfy_image):
@@ -76,7 +140,7 @@ def test_messages_put_the_image_where_the_family_reads_it_best(family_dir):
     kinds = [part["type"] for part in user]
     # Qwen templates keep the order: instruction first, so image tokens attend to it (causal attention).
     assert kinds == (["text", "image"] if family.image_after_text else ["image", "text"])
-    assert family.image_after_text == (model_type != "llava_onevision")
+    assert family.image_after_text == (model_type != "llava_onevision")  # the others keep content order
     assert "outline" in user[kinds.index("text")]["text"]  # the mask is announced in the request
 
 
@@ -98,6 +162,38 @@ def test_one_pass_equals_separate_forward_and_head_and_a_plain_generate(family_m
     plain = mllm.processor.tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert result.text == plain
     assert result.prompt_tokens == inputs["input_ids"].shape[1]
+
+
+def test_the_layer_hook_reads_every_decoder_layer_kind(family_mllm, comfy_image):
+    """The hook's capture equals ``hidden_states[layer]`` at every depth (the last one through the final
+    norm): LLaVA / Qwen2.5-VL / Qwen3-VL full attention, Qwen3.5's linear-attention (1-3) and
+    full-attention (4) layers, Gemma 4's sliding, full and KV-sharing (4) layers."""
+    from mindedit_core.mllm import capture_layer
+    from mindedit_core.mllm.hooks import run_until_captured
+
+    _, mllm = family_mllm
+    inputs = mllm.prepare_inputs(comfy_image, INSTRUCTION)
+    with torch.no_grad():
+        states = mllm.model(**inputs, output_hidden_states=True).hidden_states
+        for layer in range(1, mllm.num_layers + 1):
+            with capture_layer(mllm.model, layer, stop_after=True) as capture:
+                hidden = run_until_captured(lambda: mllm.model(**inputs, use_cache=False), capture)
+            if layer == mllm.num_layers:  # the last entry is after the language model's final norm
+                hidden = mllm.model.model.language_model.norm(hidden)
+            torch.testing.assert_close(hidden, states[layer], atol=1e-5, rtol=0)
+
+
+def test_a_layer_generate_computes_for_one_position_only_is_refused(tiny_gemma4_dir):
+    """Gemma 4's KV-sharing layers see only the last prompt token during ``generate``: the default
+    layer m stops before them and a head reading one of them is refused, naming the usable range."""
+    from mindedit_core.mllm import MindEditMLLM
+    from mindedit_core.vision_head import VisionHead, VisionHeadConfig
+
+    base = load_mllm(tiny_gemma4_dir, device="cpu", dtype="float32")
+    assert base.family.readable_layers(base.model.config) == 3 and base.layer == 3
+    head = VisionHead(VisionHeadConfig.for_kind("plain", hidden_size=64, layer=4))
+    with pytest.raises(ValueError, match=r"layer m must be in 1\.\.3"):
+        MindEditMLLM(base.model, base.processor, head)
 
 
 def test_zero_shot_refinement_falls_back_visibly(family_dir, comfy_image):
@@ -128,6 +224,9 @@ def test_max_image_side_bounds_the_visual_tokens(family_mllm):
     image = torch.rand((1, 768, 1024, 3), generator=torch.Generator().manual_seed(0))
     sides = (48, 96, 192) if model_type == "llava_onevision" else (256, 512, 768)
     counts = [_image_tokens(mllm, image, side) for side in sides]
+    if not mllm.family.image_tokens_follow_side:  # Gemma 4: every image fills the same token budget
+        assert counts[0] == counts[1] == counts[2] > 0
+        return
     assert counts[0] < counts[1] < counts[2]
     if model_type != "llava_onevision":
         from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
@@ -159,9 +258,24 @@ def test_lora_targets_only_the_language_model(family_dir):
         and n.rsplit(".", 1)[-1] in ("q_proj", "qkv", "proj", "fc1", "up_proj")
         for n, _ in model.named_modules()
     )
+    from mindedit_core.mllm import find_decoder_layers
+
+    # q, k, v, o where the layer has them (Gemma 4 KV-sharing layers have no k, v), the DeltaNet
+    # in/out projections of Qwen3.5 linear-attention layers, and gate, up, down everywhere
+    expected = sum(
+        sum(getattr(getattr(layer, "self_attn", None), f"{p}_proj", None) is not None for p in "qkvo")
+        + sum(getattr(getattr(layer, "linear_attn", None), p, None) is not None for p in _DELTANET_LORA)
+        + 3
+        for layer in find_decoder_layers(model)
+    )
     peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=lora_target_regex(model)))
-    adapted = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and n.endswith("proj")]
-    assert len(adapted) == 4 * 7  # 4 decoder layers x (q, k, v, o, gate, up, down)
+    adapted = [
+        n
+        for n, m in peft_model.named_modules()
+        if hasattr(m, "lora_A") and n.endswith(("proj", *_DELTANET_LORA))
+    ]
+    assert len(adapted) == expected
+    assert expected == {"qwen3_5": 3 * (3 + 3) + 7, "gemma4": 3 * 7 + 5}.get(model_type, 4 * 7)
     assert all("language_model" in n and not any(v in n for v in vision_names) for n in adapted)
 
 
@@ -188,7 +302,14 @@ def test_incomplete_qwen_folder_names_what_is_missing(tmp_path, tiny_qwen2_5_vl_
 
 
 @pytest.mark.parametrize(
-    ("model_type", "first"), [("llava_onevision", "4.45.0"), ("qwen2_5_vl", "4.49.0"), ("qwen3_vl", "4.57.0")]
+    ("model_type", "first"),
+    [
+        ("llava_onevision", "4.45.0"),
+        ("qwen2_5_vl", "4.49.0"),
+        ("qwen3_vl", "4.57.0"),
+        ("qwen3_5", "5.2.0"),
+        ("gemma4", "5.5.0"),
+    ],
 )
 def test_too_old_transformers_names_the_first_release(monkeypatch, model_type, first):
     import transformers
@@ -207,12 +328,16 @@ def test_too_old_transformers_names_the_first_release(monkeypatch, model_type, f
         and "4.51.3" in message
         and "pip install -U transformers" in message
     )
-    assert f">= {max(first, '4.52.0')}" in message
+    assert f">= {family.min_transformers}" in message
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
-    [("tiny_qwen2_5_vl_dir", (196, 729, 1369)), ("tiny_qwen3_vl_dir", (144, 576, 1024))],
+    [
+        ("tiny_qwen2_5_vl_dir", (196, 729, 1369)),
+        ("tiny_qwen3_vl_dir", (144, 576, 1024)),
+        ("tiny_qwen3_5_dir", (144, 576, 1024)),
+    ],
 )
 def test_documented_qwen_token_counts(request, fixture, expected):
     """docs/MODELS.md and BENCHMARKS.md list these counts: the fixtures carry the real processor
@@ -224,7 +349,7 @@ def test_documented_qwen_token_counts(request, fixture, expected):
     path, family = check_mllm_folder(request.getfixturevalue(fixture))
     processor = load_processor(path, family)
     token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
-    text = processor.apply_chat_template(family.messages("x", with_mask=False), tokenize=False)
+    text = family.render_prompt(processor, family.messages("x", with_mask=False))
     counts = tuple(
         int(
             (

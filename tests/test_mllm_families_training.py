@@ -44,14 +44,19 @@ def test_manifest_records_family_and_base_model(qwen_head_checkpoint):
     assert (manifest["base_model"]["hidden_size"], manifest["base_model"]["num_layers"]) == (64, 4)
 
 
-@pytest.mark.parametrize("other", ["llava_onevision", "qwen3_vl"])
+@pytest.mark.parametrize("other", ["llava_onevision", "qwen3_vl", "qwen3_5", "gemma4"])
 def test_a_head_for_another_family_is_refused_naming_both(request, qwen_head_checkpoint, other):
     """Same width and depth (all tiny fixtures are 64 x 4): only the family tells them apart."""
     folder = request.getfixturevalue(FAMILY_FIXTURES[other])
     with pytest.raises(BaseModelMismatchError) as err:
         load_mllm(folder, device="cpu", checkpoint_dir=qwen_head_checkpoint)
     message = str(err.value)
-    shown = {"llava_onevision": "LLaVA-OneVision", "qwen3_vl": "Qwen3-VL"}[other]
+    shown = {
+        "llava_onevision": "LLaVA-OneVision",
+        "qwen3_vl": "Qwen3-VL",
+        "qwen3_5": "Qwen3.5",
+        "gemma4": "Gemma 4",
+    }[other]
     assert "trained on Qwen2.5-VL 'tiny-qwen2.5-vl' (hidden 64, 4 layers)" in message
     assert f"the loaded MLLM is {shown}" in message and f"family Qwen2.5-VL != {shown}" in message
 
@@ -100,7 +105,7 @@ def comfy_folders(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_type", ["llava_onevision", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("model_type", sorted(FAMILY_FIXTURES))
 def test_joint_lora_training_exports_what_the_loader_node_runs(
     request, model_type, training_inputs, tmp_path, comfy_folders, ipadapter_sites16_files
 ):
@@ -165,13 +170,16 @@ def test_joint_lora_training_exports_what_the_loader_node_runs(
     assert not torch.allclose(outputs[1.0], outputs[0.0])  # v_insight really steers the attention
 
 
-def test_training_prompt_is_the_inference_prompt_for_qwen(training_inputs, tiny_qwen3_vl_dir, tmp_path):
-    """The encoded training sample starts with exactly the ids, image patches and token types that
-    inference builds (instruction before the image); a batch concatenates the patches and grids."""
+@pytest.mark.parametrize("model_type", ["qwen3_vl", "qwen3_5", "gemma4"])
+def test_training_prompt_is_the_inference_prompt(request, model_type, training_inputs, tmp_path):
+    """The encoded training sample starts with exactly the ids, image tensors and token types that
+    inference builds (instruction before the image; Qwen3.5 with thinking off in both); the answer
+    ends with the family's end-of-turn token; a batch concatenates Qwen's patches and grids and
+    stacks Gemma 4's fixed-size patch tensors."""
     from training.collate import IGNORE_INDEX, EditTrainDataset, collate
     from training.data import load_humanedit
 
-    mllm = load_mllm(tiny_qwen3_vl_dir, device="cpu", dtype="float32")
+    mllm = load_mllm(request.getfixturevalue(FAMILY_FIXTURES[model_type]), device="cpu", dtype="float32")
     record = load_humanedit(training_inputs["data"], cache_dir=tmp_path)[0].with_refined(
         "red square", "blurry"
     )
@@ -183,17 +191,23 @@ def test_training_prompt_is_the_inference_prompt_for_qwen(training_inputs, tiny_
         target_kind="plain",
         use_mask=True,
         max_side=384,
+        family=mllm.family,
     )
     sample = dataset[0]
     inference = mllm.prepare_inputs(record.load_source(), record.instruction, mask=record.load_mask())
     n = sample["prompt_len"]
     assert torch.equal(sample["input_ids"][:n], inference["input_ids"][0])
-    assert torch.equal(sample["pixel_values"], inference["pixel_values"])
+    for key in mllm.family.image_input_keys:
+        expected = inference[key] if mllm.family.image_batching == "flat_patches" else inference[key][0]
+        assert torch.equal(sample[key], expected), key
     assert torch.equal(sample["mm_token_type_ids"][:n], inference["mm_token_type_ids"][0])
     assert (sample["mm_token_type_ids"][n:] == 0).all() and (sample["labels"][:n] == IGNORE_INDEX).all()
+    end = mllm.processor.tokenizer.convert_tokens_to_ids(mllm.family.end_of_answer)
+    assert int(sample["input_ids"][-1]) == end and int(sample["labels"][-1]) == end
     batch = collate([sample, sample], pad_token_id=mllm.processor.tokenizer.pad_token_id)
-    assert batch["pixel_values"].shape[0] == 2 * sample["pixel_values"].shape[0]
-    assert (
-        batch["image_grid_thw"].shape == (2, 3)
-        and batch["mm_token_type_ids"].shape == batch["input_ids"].shape
-    )
+    assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape
+    if mllm.family.image_batching == "flat_patches":
+        assert batch["pixel_values"].shape[0] == 2 * sample["pixel_values"].shape[0]
+        assert batch["image_grid_thw"].shape == (2, 3)
+    else:
+        assert all(batch[k].shape == (2, *sample[k].shape) for k in mllm.family.image_input_keys)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import inspect
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from mindedit_core.mllm import (
     GenerationInterrupted,
@@ -28,6 +28,7 @@ def _fakes():
     from fixtures_eval import StubMLLM
     from test_eval_generate import FlakyMLLM
     from test_eval_table2 import GibberishMLLM
+    from test_fuzz_nodes import ParrotMLLM
     from test_nodes_inprocess import CountingMLLM, PlusMLLM
     from test_runtime_mllm_unload import FakeMLLM
 
@@ -39,6 +40,7 @@ def _fakes():
         "CountingMLLM-no-head": lambda: CountingMLLM(has_head=False),
         "PlusMLLM": PlusMLLM,
         "FakeMLLM": FakeMLLM,
+        "ParrotMLLM": lambda: ParrotMLLM("good"),
     }
 
 
@@ -57,7 +59,7 @@ def test_every_fake_satisfies_the_one_protocol(name):
 @pytest.mark.parametrize("name", FAKES)
 def test_every_fake_answers_a_request_with_the_one_result_type(name):
     fake = _fakes()[name]()
-    image = Image.new("RGB", (16, 16))
+    image = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)  # a ComfyUI IMAGE
     progress = []
     request = PassRequest(
         image, "add a hat", options=PassOptions(max_new_tokens=8), on_token=lambda *a: progress.append(a)

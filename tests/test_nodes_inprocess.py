@@ -457,7 +457,7 @@ def test_widget_order_is_frozen(pack):
         "MindEditEditRegion": (["image"], ["painted_mask", "mask_image", "mask_alpha"]),
         "MindEditStatus": ([], ["mllm_status", "mask_status", "image_status"]),
         "MindEditPadForVAE": (["image"], []),
-        "MindEditPasteEdit": (["source", "edited"], ["edit_mask"]),
+        "MindEditPasteEdit": (["source", "edited"], ["edit_mask", "source_mask"]),  # appended, issue 20
     }
     for node_id, (required, optional) in frozen.items():
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()

@@ -28,7 +28,7 @@ def _edited_prompting(tmp_path: Path, old: str, new: str):
     assert old in source
     path = tmp_path / "prompting_edited.py"
     path.write_text(source.replace(old, new, 1), encoding="utf-8")
-    name = f"prompting_edited_{abs(hash(new))}"
+    name = f"mindedit_core.prompting_edited_{abs(hash(new))}"  # inside the package: relative imports work
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there

@@ -13,9 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from mindedit_core.mllm import FAMILIES
+from mindedit_core.mllm.folder_files import download_fix
 from mindedit_core.safe_files import (
     CHECKPOINT_FIX,
-    MLLM_FOLDER_FIX,
     DamagedWeightsFileError,
     UnsafePickleError,
     check_safetensors_file,
@@ -159,7 +160,7 @@ def test_truncated_mllm_weights_are_named_before_transformers_reads_them(tmp_pat
     assert (
         f"The MLLM weights file {folder / 'model.safetensors'} is damaged" in message and "cut off" in message
     )
-    assert message.endswith(MLLM_FOLDER_FIX)
+    assert message.endswith(download_fix(FAMILIES["llava_onevision"], folder))
 
 
 @pytest.fixture

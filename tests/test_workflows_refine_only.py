@@ -2,7 +2,8 @@
 models/LLM and an SD1.5 checkpoint; nothing in models/mindedit, no IP-Adapter file.
 
 A private server (the shared session one has MIND-Edit checkpoints and adapters linked in), one
-per module. Each supported VLM family's tiny fixture (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL) runs
+per module. Each supported VLM family's tiny fixture (LLaVA-OneVision, Qwen2.5-VL, Qwen3-VL, Qwen3.5,
+Gemma 4) runs
 the workflow masked (a mask painted on
 the source, as the MaskEditor saves it) and mask-free (no mask).
 """
@@ -25,18 +26,22 @@ SIZE = 64
 MASK_REACH_PX = 6 + 4 + 2  # GrowMask + blur radius + bilinear resampling
 
 
-VLMS = ("llava-onevision", "qwen2.5-vl", "qwen3-vl")
+VLMS = ("llava-onevision", "qwen2.5-vl", "qwen3-vl", "qwen3.5", "gemma4")
 
 
 def _vlm_fixtures(cache):
     """name -> folder of the tiny fixture of every supported VLM family."""
+    from devkit.fixtures.gemma4 import tiny_gemma4
     from devkit.fixtures.llava_onevision import tiny_llava_onevision
+    from devkit.fixtures.qwen3_5 import tiny_qwen3_5
     from devkit.fixtures.qwen_vl import tiny_qwen2_5_vl, tiny_qwen3_vl
 
     return {
         "llava-onevision": tiny_llava_onevision(cache),
         "qwen2.5-vl": tiny_qwen2_5_vl(cache),
         "qwen3-vl": tiny_qwen3_vl(cache),
+        "qwen3.5": tiny_qwen3_5(cache),
+        "gemma4": tiny_gemma4(cache),
     }
 
 

@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord
+from .parent_watch import watch_launcher
+from .shards import Shard, shard_from_env
 from .target_store import MANIFEST_NAME, SHARD_GLOB, UNCONDITIONAL_NAME, TargetStore, target_key
 
 log = logging.getLogger(__name__)
@@ -139,14 +143,19 @@ def build_targets(
     device: str = "cpu",
     store_dtype: torch.dtype = torch.float16,
     progress: bool = True,
+    shard: Shard | None = None,
     encoder=None,
 ) -> TargetStore:
     """Encode the target image of every record not yet in ``out_dir``; returns the store.
 
+    ``shard`` (default: the whole list): this process encodes records ``index, index + count, ...``
+    into its own shard files (``shard-rank<k>of<n>-*``); the store reads them as they are, and
+    `merge_rank_shards` renames them into the common sequence once every process is done.
     ``encoder``: any object with ``describe() -> dict``, ``encode(images, kinds) -> {kind: [B, ...]}``
     and ``encode_blank(kinds) -> {kind: [1, ...]}`` (see `ClipTargetEncoder`); None: CLIP from
     ``clip_dir``."""
-    from safetensors.torch import save_file
+    shard = shard or Shard()
+    records = shard.view(records)
 
     bad = [k for k in kinds if k not in TARGET_KINDS]
     if bad or not kinds:
@@ -172,10 +181,10 @@ def build_targets(
                 f"{old.get('clip_config')}); use a new --out folder."
             )
         manifest["shapes"] = old.get("shapes", {})  # a resumed run may have nothing left to encode
-    manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
+    _write_json(manifest_path, manifest)
     blank = encoder.encode_blank(kinds)
     if blank:
-        save_file(blank, str(out / UNCONDITIONAL_NAME))
+        _save_atomic(blank, out / UNCONDITIONAL_NAME)
 
     done = TargetStore(out)
     todo = [r for r in records if not all(done.has(r.id, k) for k in kinds)]
@@ -185,7 +194,8 @@ def build_targets(
             f"{len(missing_target)} records have no target image (first: {missing_target[:5]}); "
             "CLIP targets need the edited image."
         )
-    shard_index = len(list(out.glob(SHARD_GLOB)))
+    prefix = f"shard-rank{shard.index}of{shard.count}-" if shard.sharded else "shard-"
+    shard_index = _next_index(out, prefix)
     bar = _bar(len(todo), progress, len(records) - len(todo))
     shapes: dict[str, list[int]] = {}
     for start in range(0, len(todo), shard_size):
@@ -199,18 +209,68 @@ def build_targets(
                 for record, value in zip(batch, values):
                     tensors[target_key(kind, record.id)] = value.to("cpu", store_dtype).contiguous()
             bar.update(len(batch))
-        shard = out / f"shard-{shard_index:05d}.safetensors"
-        tmp = shard.with_name(shard.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"count": str(len(chunk))})
-        tmp.replace(shard)
+        _save_atomic(tensors, out / f"{prefix}{shard_index:05d}.safetensors", {"count": str(len(chunk))})
         shard_index += 1
     bar.close()
     if shapes:
         manifest["shapes"] = shapes
-        manifest_path.write_text(json.dumps(manifest, indent=1, default=str))
+        _write_json(manifest_path, manifest)
     elif not manifest["shapes"]:
         log.warning("No targets were computed (no records?).")
     return TargetStore(out)
+
+
+def _next_index(out: Path, prefix: str) -> int:
+    """One past the highest index of the ``<prefix><index>.safetensors`` shards in ``out``."""
+    indices = [
+        int(p.name[len(prefix) : -len(".safetensors")])
+        for p in out.glob(f"{prefix}*.safetensors")
+        if p.name[len(prefix) : -len(".safetensors")].isdigit()
+    ]
+    return max(indices, default=-1) + 1
+
+
+def _save_atomic(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    """Write to a per-process temp file, then rename: readers (and other processes) never see half a file."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def merge_rank_shards(out_dir: str | Path) -> dict[str, int]:
+    """Rename every process's shards (``shard-rank<k>of<n>-*``) into the common ``shard-NNNNN``
+    sequence, once every process is done. Each rename is atomic and a record's target stays readable
+    throughout, so a killed merge is finished by running it again. Refuses when two shards hold the
+    same target (processes of runs with different WORLD_SIZE into one folder)."""
+    from safetensors import safe_open
+
+    out = Path(out_dir)
+    if not (out / MANIFEST_NAME).is_file():
+        raise FileNotFoundError(f"{out} holds no CLIP targets ({MANIFEST_NAME} missing): nothing to merge.")
+    seen: dict[str, str] = {}
+    for path in sorted(out.glob(SHARD_GLOB)):
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open handles are not mappings)
+                if key in seen:
+                    raise ValueError(
+                        f"{key} is in both {seen[key]} and {path.name}: remove one of the two shards and "
+                        "run the merge again."
+                    )
+                seen[key] = path.name
+    rank_shards = sorted(out.glob("shard-rank*of*-*.safetensors"))
+    index = _next_index(out, "shard-")
+    for path in rank_shards:
+        path.replace(out / f"shard-{index:05d}.safetensors")
+        index += 1
+    return {"files": len(rank_shards), "targets": len(seen)}
 
 
 def _bar(total: int, enabled: bool, initial: int):
@@ -220,7 +280,7 @@ def _bar(total: int, enabled: bool, initial: int):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .data.loader import DATASET_FORMATS, load_records, parse_column_map
+    from .data.loader import DATASET_FORMATS
 
     p = argparse.ArgumentParser(
         prog="python -m training.build_targets",
@@ -228,12 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--format", choices=DATASET_FORMATS, default="humanedit")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=None, help="local dataset (required unless --merge)")
     p.add_argument("--column-map", nargs="*", default=None)
     p.add_argument(
-        "--clip", required=True, help="CLIPVisionModelWithProjection folder (IP-Adapter's image encoder)"
+        "--clip", default=None, help="CLIPVisionModelWithProjection folder (IP-Adapter's image encoder)"
     )
     p.add_argument("--out", required=True, help="targets folder (resumes when it exists)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="rename the per-process shards of a sharded run (RANK/WORLD_SIZE) into one sequence, then stop",
+    )
     p.add_argument("--kinds", nargs="+", default=list(TARGET_KINDS), choices=TARGET_KINDS)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--shard-size", type=int, default=256)
@@ -241,8 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store-dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
+    add_verbose_flag(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .data.loader import load_records, parse_column_map
+
+    if args.merge:
+        merged = merge_rank_shards(args.out)
+        print(
+            f"build_targets: merged {merged['files']} per-process shards; {merged['targets']} targets in {args.out}"
+        )
+        return 0
+    if not args.data or not args.clip:
+        raise ValueError("--data and --clip are required (the dataset and the CLIP encoder), unless --merge.")
+    shard = shard_from_env()
+    watch_launcher()  # under torchrun: stop when the launcher is killed
     records = load_records(args.format, args.data, column_map=parse_column_map(args.column_map))
     if args.limit is not None:
         records = records[: args.limit]
@@ -256,7 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         store_dtype=getattr(torch, args.store_dtype),
         progress=not args.quiet,
+        shard=shard,
     )
+    if shard.sharded:
+        print(
+            f"build_targets: process {shard.index} of {shard.count} done; when every process is, run "
+            f"`python -m training.build_targets --merge --out {args.out}`."
+        )
     print(
         f"build_targets: {', '.join(f'{k}: {len(store.ids(k))}' for k in store.kinds)} targets in {args.out}"
     )

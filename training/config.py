@@ -204,6 +204,24 @@ class TrainConfig:
             raise ValueError("Invalid training config: " + "; ".join(problems) + ".")
         return self
 
+    def check_paths(self) -> TrainConfig:
+        """The named input files exist (a missing one is named with the command that writes it)."""
+        problems = []
+        if self.refined and not Path(self.refined).expanduser().is_file():
+            problems.append(
+                f"refined={self.refined} does not exist: write it with `python -m training.refine_data "
+                f"--data {self.data or '<data>'} --out {self.refined} ...`, or fix the path"
+            )
+        if self.split and self.split not in ("all", "none") and not Path(self.split).expanduser().is_file():
+            problems.append(
+                f"split={self.split} does not exist: write it with `python -m training.data.split --format "
+                f"{self.data_format} --data {self.data or '<data>'} --out {self.split}`, leave split unset "
+                "for the dataset's own manifest, or pass split=all"
+            )
+        if problems:
+            raise FileNotFoundError("Invalid training config: " + "; ".join(problems) + ".")
+        return self
+
     @property
     def uses_text(self) -> bool:
         return self.variant in ("joint", "text_only")

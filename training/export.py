@@ -25,14 +25,18 @@ def export_trained(
     global_step: int,
     final_metrics: dict | None,
     negative_embeds=None,
+    data: dict | None = None,
+    trained_ids: list[str] | None = None,
     head_check: dict | None = None,
     head_check_where: str = "",
 ) -> tuple[Path | None, Path | None]:
     """Write the checkpoint (and the full model folder); returns ``(checkpoint_dir, model_dir)``
     (both ``None`` on processes other than the main one). ``negative_embeds``: a plus head's blank-image
-    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint. ``head_check``:
-    the last input-dependence check of the head (`training.input_dependence`), recorded in the manifest
-    with its collapse warning (``extra.collapse_warning``, None when the outputs depend on the input)."""
+    embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint. ``data``
+    (`training.train_data.data_provenance`) and ``trained_ids`` (the records trained on) are recorded
+    so evaluation can report them and refuse to test on training records. ``head_check``: the last
+    input-dependence check of the head (`training.input_dependence`), recorded in the manifest with its
+    collapse warning (``extra.collapse_warning``, None when the outputs depend on the input)."""
     from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
 
     full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
@@ -49,6 +53,8 @@ def export_trained(
         "train": {k: v for k, v in cfg.to_dict().items() if k not in ("column_map",)},
         "global_step": global_step,
         "final_metrics": final_metrics,
+        "data": data,
+        "trained_ids": trained_ids,
     }
     if head is not None:
         extra["head_check"] = {"on": head_check_where, **head_check} if head_check else None

@@ -73,18 +73,22 @@ class CacheEntry:
 class RefineCache:
     """Thread-safe append-only JSONL file of `CacheEntry` lines."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, also_read: Iterable[str | Path] = ()) -> None:
+        """``also_read``: other cache files whose answers count as cached (a sharded process reads the
+        merged file besides its own); only ``path`` is written."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.entries: dict[str, CacheEntry] = {}
         self.bad_lines = 0
-        self._read()
+        for other in also_read:
+            self._read(Path(other))
+        self._read(self.path)
 
-    def _read(self) -> None:
-        if not self.path.is_file():
+    def _read(self, path: Path) -> None:
+        if not path.is_file():
             return
-        with self.path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -92,9 +96,7 @@ class RefineCache:
                     entry = CacheEntry(**json.loads(line))
                 except (ValueError, TypeError) as exc:
                     self.bad_lines += 1
-                    log.warning(
-                        "%s:%d: skipping an unreadable line (a killed write?): %s", self.path, number, exc
-                    )
+                    log.warning("%s:%d: skipping an unreadable line (a killed write?): %s", path, number, exc)
                     continue
                 previous = self.entries.get(entry.key)
                 # An answer is never replaced by a later error for the same key.
@@ -111,28 +113,74 @@ class RefineCache:
         return entry is not None and entry.status == STATUS_SENT
 
     def append(self, entry: CacheEntry) -> None:
-        line = json.dumps(asdict(entry), ensure_ascii=False) + "\n"
         with self._lock:
-            with self.path.open("a", encoding="utf-8") as fh:
-                if fh.tell() > 0 and not self._ends_with_newline():
-                    fh.write("\n")  # a killed write left a partial line: start a fresh one
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            _append_line(self.path, entry_line(entry))
             previous = self.entries.get(entry.key)
             if previous is None or entry.status in ANSWERED or previous.status not in ANSWERED:
                 self.entries[entry.key] = entry
-
-    def _ends_with_newline(self) -> bool:
-        with self.path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) == b"\n"
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for entry in self.entries.values():
             out[entry.status] = out.get(entry.status, 0) + 1
         return out
+
+
+def entry_line(entry: CacheEntry) -> str:
+    return json.dumps(asdict(entry), ensure_ascii=False) + "\n"
+
+
+def _append_line(path: Path, line: str) -> None:
+    """One ``write`` of a whole line, flushed and fsynced; a partial last line (a killed write) is
+    ended first so only it is lost."""
+    with path.open("a", encoding="utf-8") as fh:
+        if fh.tell() > 0:
+            with path.open("rb") as check:
+                check.seek(-1, os.SEEK_END)
+                if check.read(1) != b"\n":
+                    fh.write("\n")
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def rank_file(path: str | Path, index: int, count: int) -> Path:
+    """The cache file process ``index`` of ``count`` writes beside ``path`` (merged into it later)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{index}-of-{count}{path.suffix}")
+
+
+def unmerged_rank_files(path: str | Path) -> list[Path]:
+    path = Path(path)
+    return sorted(path.parent.glob(f"{path.stem}.rank*-of-*{path.suffix}"))
+
+
+def merge_rank_files(path: str | Path) -> dict[str, int]:
+    """Append the lines of every process's rank file to ``path`` and delete the rank file.
+
+    Resumable: a line already in ``path`` is not appended twice, and a rank file is deleted only once
+    all its lines are in ``path`` (flushed and fsynced), so a killed merge is finished by running it
+    again. Returns ``{"files": ..., "lines": ...}`` (lines appended now)."""
+    path = Path(path)
+    files = unmerged_rank_files(path)
+    present = set()
+    if path.is_file():
+        present = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    appended = 0
+    for rank_path in files:
+        for line in rank_path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line or line in present:
+                continue
+            try:
+                CacheEntry(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a line cut short by a killed process: its request is retried next run
+            _append_line(path, line + "\n")
+            present.add(line)
+            appended += 1
+        rank_path.unlink()
+    return {"files": len(files), "lines": appended}
 
 
 def load_refined(path: str | Path, *, prompt_version: str | None = None) -> dict[str, tuple[str, str]]:
@@ -144,6 +192,16 @@ def load_refined(path: str | Path, *, prompt_version: str | None = None) -> dict
     With ``prompt_version`` set, entries made with another prompt version are ignored (and counted in
     a warning): a model must be trained on targets written for the prompt it will see.
     """
+    pending = unmerged_rank_files(path)
+    if pending:
+        log.warning(
+            "%s has %d unmerged per-process files (%s ...): their answers are not used. Merge them with "
+            "`python -m training.refine_data --merge --out %s`.",
+            path,
+            len(pending),
+            pending[0].name,
+            path,
+        )
     cache = RefineCache(path)
     out: dict[str, tuple[str, str]] = {}
     skipped = 0

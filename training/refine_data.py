@@ -14,6 +14,10 @@ prints how many. Failures and unparseable answers are recorded, not dropped, and
 
     python -m training.refine_data --format jsonl --data my_edits/ --out refined.jsonl \\
         --local-mllm /models/llava-onevision-qwen2-7b-ov-hf
+
+Several processes (``RANK``/``WORLD_SIZE``, e.g. under torchrun): process k takes records k, k+n, ...
+and appends to its own ``<out stem>.rank<k>-of-<n>.jsonl``; ``--merge --out OUT`` then appends them to
+OUT (resumable).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from mindedit_core.prompting import (
 )
 
 from .chat_client import ChatClient, ChatRequestError, refinement_messages
+from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord, image_bytes
 from .mllm_inputs import record_image
+from .parent_watch import watch_launcher
 from .refine_cache import (
     STATUS_ERROR,
     STATUS_OK,
@@ -45,8 +51,11 @@ from .refine_cache import (
     STATUS_UNPARSED,
     CacheEntry,
     RefineCache,
+    merge_rank_files,
+    rank_file,
     request_key,
 )
+from .shards import shard_from_env
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--format", choices=DATASET_FORMATS, default="humanedit")
-    p.add_argument("--data", required=True, help="local dataset path")
+    p.add_argument("--data", default=None, help="local dataset path (required unless --merge)")
     p.add_argument("--out", required=True, help="JSONL cache to append to (resumes when it exists)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the per-process files of a sharded run (RANK/WORLD_SIZE) into --out, then stop",
+    )
     p.add_argument("--column-map", nargs="*", default=None, help="role=column entries (complex_multistep)")
     p.add_argument("--mask-polarity", default=None, choices=("white_is_edit", "black_is_edit", "auto"))
     p.add_argument("--split", default=None, help="split manifest; with --subset, only those ids")
@@ -306,11 +320,27 @@ def select_records(args) -> Sequence[EditRecord]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_verbose_flag(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
     )
-    records = select_records(args)
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.merge:
+        merged = merge_rank_files(args.out)
+        print(
+            f"refine_data: merged {merged['lines']} lines from {merged['files']} per-process files into {args.out}"
+        )
+        return 0
+    if not args.data:
+        raise ValueError("--data is required (the local dataset to refine), unless --merge.")
+    shard = shard_from_env()
+    records = shard.view(select_records(args))
+    watch_launcher()  # under torchrun: stop when the launcher is killed
     if args.local_mllm:
         model_name = f"local:{os.path.basename(os.path.normpath(args.local_mllm))}"
         if args.local_checkpoint:
@@ -330,7 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.base_url, args.model, key, timeout_s=args.timeout, max_retries=args.max_retries
         )
         model_name, answer_fn, concurrency = args.model, http_answer_fn(client), args.concurrency
-    cache = RefineCache(args.out)
+    if shard.sharded:
+        # Each process appends to its own file (no shared appends across machines); answers already
+        # merged into --out are reused. Merge when every process is done: --merge --out OUT.
+        cache = RefineCache(rank_file(args.out, shard.index, shard.count), also_read=[args.out])
+    else:
+        cache = RefineCache(args.out)
     counts = run_refinement(
         records,
         cache,
@@ -347,6 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{counts['unparsed']} unparseable (kept in {args.out}), {counts['error']} failed "
         "(rerun to retry them)."
     )
+    if shard.sharded:
+        print(
+            f"refine_data: process {shard.index} of {shard.count} wrote {cache.path}; when every process is "
+            f"done, merge with `python -m training.refine_data --merge --out {args.out}`."
+        )
     return 0 if counts[STATUS_ERROR] == 0 else 2
 
 

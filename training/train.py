@@ -34,9 +34,11 @@ from mindedit_core.mllm.families import MLLMFamily, family_names, family_of
 from mindedit_core.vision_head import VisionHead, VisionHeadConfig, turn_start_token_id
 from mindedit_core.vision_head import default_layer as paper_default_layer
 
+from .cli_errors import add_verbose_flag, run_command
 from .collate import EditTrainDataset, collate
 from .config import TrainConfig, build_config, options_help
 from .export import export_trained
+from .fsdp_wrap import configure_fsdp_wrap
 from .input_dependence import collapse_warning, input_dependence
 from .joint_model import JointModel, unwrap_peft
 from .metrics_log import MetricsLog, format_metrics
@@ -49,6 +51,7 @@ from .model_setup import (
     resolve_precision,
 )
 from .output_lock import lock_output_folder
+from .parent_watch import watch_launcher
 from .schedule import epoch_order, make_scheduler, steps_per_epoch
 from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
@@ -56,6 +59,8 @@ from .train_data import SPLIT_ALL, select_training_records
 
 log = logging.getLogger("training.train")
 CHECKS_LOG = "head_checks.jsonl"  # one line per held-out head check (cos, spread, collapse)
+
+TRAIN_DATA_FILE = "train_data.json"  # <out>/train_data.json: the dataset, split and record ids trained on
 
 
 class SimulatedKill(RuntimeError):
@@ -88,7 +93,14 @@ def build_joint_model(
         attn_implementation=cfg.attn_implementation,
     )
     family = family_of(model)
-    layer = resolve_layer(cfg.layer, num_layers(model), model_name=Path(cfg.model).name, family=family)
+    layer = resolve_layer(
+        cfg.layer,
+        num_layers(model),
+        model_name=Path(cfg.model).name,
+        family=family,
+        readable=family.readable_layers(model),
+    )
+    family.check_layer(model, layer)
     for p in model.parameters():
         p.requires_grad = False
     if cfg.finetune == "lora":
@@ -125,15 +137,23 @@ def build_joint_model(
 
 
 def resolve_layer(
-    requested: int | None, depth: int, *, model_name: str = "the model", family: MLLMFamily | None = None
+    requested: int | None,
+    depth: int,
+    *,
+    model_name: str = "the model",
+    family: MLLMFamily | None = None,
+    readable: int | None = None,
 ) -> int:
-    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4)."""
-    default_layer = family.default_layer if family is not None else paper_default_layer
-    layer = requested if requested is not None else default_layer(depth)
+    """Layer m: the configured one, else the family's default (3/4 of the depth: 21 of 28, 3 of 4; at
+    most the deepest layer generation computes for the whole prompt, ``readable``)."""
+    default = (
+        family.default_layer(depth, readable=readable) if family is not None else paper_default_layer(depth)
+    )
+    layer = requested if requested is not None else default
     if not 1 <= layer <= depth:
         raise ValueError(
             f"layer={layer} is outside {model_name}'s decoder layers: it has {depth} (1..{depth}). Leave "
-            f"`layer` unset for 3/4 of the depth (layer {default_layer(depth)} here), or set one in 1..{depth}."
+            f"`layer` unset for 3/4 of the depth (layer {default} here), or set one in 1..{depth}."
         )
     return layer
 
@@ -216,6 +236,7 @@ def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: 
     from accelerate.utils import DistributedDataParallelKwargs
 
     cfg.validate()
+    watch_launcher()  # a worker of `accelerate launch` / torchrun stops when the launcher is killed
     precision = resolve_precision(cfg.precision)
     ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=cfg.variant == "head_only")
     accelerator = Accelerator(
@@ -243,12 +264,16 @@ def _train_locked(
     from accelerate.utils import DistributedType
 
     rank, world = accelerator.process_index, accelerator.num_processes
+    cfg.check_paths()
     if accelerator.is_main_process:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     torch.manual_seed(cfg.seed)  # same LoRA/head init on every process
 
     targets = TargetStore(cfg.targets) if cfg.uses_head else None
     records = select_training_records(cfg, targets=targets)
+    if accelerator.is_main_process:  # what this run trains on (also in the checkpoint's manifest)
+        record = {"data": records.provenance, "trained_ids": records.ids()}
+        (out / TRAIN_DATA_FILE).write_text(json.dumps(record, indent=1))
     joint, processor, layer = build_joint_model(cfg, targets, precision, records.ids())
     tokenizer = getattr(processor, "tokenizer", processor)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -270,6 +295,8 @@ def _train_locked(
     total_steps = cfg.max_steps or per_epoch * cfg.epochs
     optimizer = torch.optim.AdamW(param_groups(joint, cfg))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        configure_fsdp_wrap(accelerator.state.fsdp_plugin, joint.mllm)  # this family's layer classes
     joint, optimizer = accelerator.prepare(joint, optimizer)
     sharded = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
     if accelerator.distributed_type == DistributedType.DEEPSPEED and cfg.grad_accum > 1:
@@ -376,6 +403,8 @@ def _train_locked(
                 samples_seen += batch["input_ids"].shape[0] * world
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(joint.parameters(), cfg.max_grad_norm)
+            # The lr this step's update used: read before scheduler.step() sets the next step's.
+            lr_used = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -386,7 +415,7 @@ def _train_locked(
             names = sorted(sums)
             means = accelerator.reduce(torch.stack([sums[k] for k in names]).to(accelerator.device), "mean")
             averaged = {k: float(v) for k, v in zip(names, means.tolist())}
-            record = {"step": global_step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **averaged}
+            record = {"step": global_step, "epoch": epoch, "lr": lr_used, **averaged}
             record["samples_per_s"] = samples_seen / max(1e-9, time.perf_counter() - started)
             result.history.append(record)
             metrics_log.write(record)
@@ -435,6 +464,8 @@ def _train_locked(
         global_step=global_step,
         final_metrics=result.history[-1] if result.history else None,
         negative_embeds=targets.unconditional(cfg.head_kind) if targets is not None else None,
+        data=records.provenance,
+        trained_ids=records.ids(),
         head_check=result.checks[-1] if result.checks else None,
         head_check_where=result.eval_where,
     )
@@ -475,8 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_verbose_flag(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     explicit = {
         k: getattr(args, k)
         for k in ("model", "data", "data_format", "refined", "targets", "output_dir", "variant", "max_steps")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from mindedit_core.prompting import PROMPT_VERSION
 
@@ -32,6 +33,7 @@ class SelectedRecords(Sequence[EditRecord]):
         self._positions = positions
         self._ids = ids
         self._refined = refined
+        self.provenance: dict = {}  # where the records came from (see `data_provenance`)
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -113,7 +115,37 @@ def select_training_records(cfg: TrainConfig, *, targets: TargetStore | None) ->
             f"No training records left from {cfg.data} (split {manifest_path}, subset {cfg.subset}) after "
             "matching refined prompts and CLIP targets: check that they were built from the same data."
         )
-    return SelectedRecords(base, positions, [ids[p] for p in positions], refined)
+    selected = SelectedRecords(base, positions, [ids[p] for p in positions], refined)
+    selected.provenance = data_provenance(cfg, num_records=len(ids), manifest_path=manifest_path)
+    selected.provenance["num_trained"] = len(positions)
+    return selected
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def data_provenance(cfg: TrainConfig, *, num_records: int, manifest_path: str | None) -> dict:
+    """What a checkpoint was trained on, recorded in its manifest (``extra.data``) so evaluation can
+    report it and refuse a test split that overlaps it: the dataset (path, format, size), the split
+    manifest (path, sha256 of the file, the id-list hash it records) and the subset, or ``split: all``."""
+    out: dict = {
+        "path": str(Path(cfg.data).resolve()),
+        "format": cfg.data_format,
+        "num_records": num_records,
+        "split": "all" if manifest_path is None else str(Path(manifest_path).resolve()),
+        "subset": None if manifest_path is None else cfg.subset,
+    }
+    if manifest_path is not None:
+        import json
+
+        out["split_sha256"] = file_sha256(manifest_path)
+        out["split_ids_sha256"] = json.loads(Path(manifest_path).read_text(encoding="utf-8")).get(
+            "ids_sha256"
+        )
+    return out
 
 
 def _report_drop(dropped: int, total: int, what: str, fix: str) -> None:

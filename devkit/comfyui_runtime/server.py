@@ -156,17 +156,20 @@ class ComfyUIServer:
 
     def add_model(self, folder: str, path: Path | str, name: str | None = None) -> str:
         """Symlink a model file into `models/<folder>/` (before or after start). Returns the name
-        ComfyUI lists it under (the value for loader widgets such as `ckpt_name`)."""
+        ComfyUI lists it under (the value for loader widgets such as `ckpt_name`): ``name``, else the
+        name of ``path`` as given. A ``path`` that is itself a link (a models folder of links, a hub
+        cache's snapshot pointing at a hash-named blob) keeps its own name; only the target is resolved."""
+        name = name or Path(path).name
         path = Path(path).resolve()
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist (for models/{folder}/).")
         if self.base_dir is None:
             self._models.setdefault(folder, []).append((path, name))
-            return name or path.name
+            return name
         dest_dir = self.base_dir / "models" / folder
         dest_dir.mkdir(parents=True, exist_ok=True)
-        self._link(dest_dir / (name or path.name), path)
-        return name or path.name
+        self._link(dest_dir / name, path)
+        return name
 
     @property
     def input_dir(self) -> Path:

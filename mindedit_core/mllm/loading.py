@@ -17,13 +17,16 @@ from typing import Any
 
 import torch
 
-from ..safe_files import MLLM_FOLDER_FIX, check_safetensors_folder
+from ..safe_files import check_safetensors_folder
 from .families import FAMILIES, MLLMFamily, UnsupportedFamilyError, family_for
+from .folder_files import download_fix, processor_problem, shard_problems, tokenizer_problem
+from .weight_report import check_loading_info
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "auto")
 _EXPECTED = (
     "config.json (model_type one of {types}), model*.safetensors (or pytorch_model*.bin), "
-    "tokenizer files (tokenizer.json / tokenizer_config.json) and preprocessor_config.json"
+    "tokenizer files (tokenizer.json, or vocab.json + merges.txt, and tokenizer_config.json) and "
+    "preprocessor_config.json"
 )
 
 
@@ -36,8 +39,7 @@ def _expected() -> str:
 
 
 def _download_hint() -> str:
-    repo = FAMILIES["llava_onevision"].example_repo
-    return f"e.g. `hf download {repo} --local-dir <ComfyUI>/models/LLM/{repo.split('/')[-1]}`"
+    return download_fix(None)
 
 
 def check_mllm_folder(model_dir: str | Path) -> tuple[Path, MLLMFamily]:
@@ -46,7 +48,7 @@ def check_mllm_folder(model_dir: str | Path) -> tuple[Path, MLLMFamily]:
     path = Path(model_dir).expanduser()
     if not path.is_dir():
         raise MLLMFolderError(
-            f"MLLM folder not found: {path}. Expected a local model folder with {_expected()}, {_download_hint()}."
+            f"MLLM folder not found: {path}. Expected a local model folder with {_expected()}. {_download_hint()}"
         )
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -67,14 +69,18 @@ def check_mllm_folder(model_dir: str | Path) -> tuple[Path, MLLMFamily]:
         n.endswith(".safetensors") or (n.startswith("pytorch_model") and n.endswith(".bin")) for n in names
     ):
         problems.append("no weights (model*.safetensors or pytorch_model*.bin)")
+    else:
+        problems.append(shard_problems(path, names))
     if not names & {"tokenizer.json", "tokenizer_config.json", "vocab.json"}:
         problems.append("no tokenizer files (tokenizer.json / tokenizer_config.json)")
-    if not names & {"preprocessor_config.json", "processor_config.json"}:
-        problems.append("no processor files (preprocessor_config.json)")
+    else:
+        problems.append(tokenizer_problem(names))
+    problems.append(processor_problem(path, names))
+    problems = [p for p in problems if p]
     if problems:
         raise MLLMFolderError(
             f"{path} is an incomplete {family.display_name} folder: {'; '.join(problems)}. Expected "
-            f"{_expected()}; re-run the download (`hf download {family.example_repo} --local-dir {path}`)."
+            f"{_expected()}. {download_fix(family, path)}"
         )
     return path, family
 
@@ -137,8 +143,10 @@ def load_base_model(
         kwargs["quantization_config"] = quantization_config
     if device_map is not None:
         kwargs["device_map"] = device_map
-    # a damaged weights file is named before transformers reads it
-    check_safetensors_folder(path, what="MLLM weights file", fix=MLLM_FOLDER_FIX)
-    model = model_class.from_pretrained(str(path), **kwargs)
+    fix = download_fix(family, path)
+    # a damaged weights file, or processor files that do not load, are named before the (slow) model load
+    check_safetensors_folder(path, what="MLLM weights file", fix=fix)
     processor = load_processor(path, family)
+    model, info = model_class.from_pretrained(str(path), output_loading_info=True, **kwargs)
+    check_loading_info(model, info, path, fix=fix)  # missing weights would stay random
     return model, processor, family

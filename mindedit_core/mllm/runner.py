@@ -117,8 +117,9 @@ class MindEditMLLM(PassCalls):
         self.negative_embeds = negative_embeds
         self.num_layers = len(find_decoder_layers(model))
         self.layer = layer or (
-            head.config.layer if head is not None else self.family.default_layer(self.num_layers)
+            head.config.layer if head is not None else self.family.model_default_layer(model)
         )
+        self.family.check_layer(model, self.layer)
         if head is not None and head.config.layer != self.layer:
             raise ValueError(f"The head reads layer {head.config.layer}, but layer={self.layer} was given.")
         self.prompt_version = PROMPT_VERSION

@@ -213,7 +213,8 @@ def ensure_manifest(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .loader import DATASET_FORMATS, load_records, parse_column_map, record_ids
+    from ..cli_errors import add_verbose_flag, run_command
+    from .loader import DATASET_FORMATS
 
     parser = argparse.ArgumentParser(
         prog="python -m training.data.split",
@@ -242,8 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"train records: a count, a fraction, or '{REST}' (default: 5,244 for HumanEdit, else the rest)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing manifest")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    return run_command(lambda: _write(args), verbose=args.verbose)
+
+
+def _write(args: argparse.Namespace) -> int:
+    from .loader import load_records, parse_column_map, record_ids
 
     out = Path(args.out) if args.out else default_manifest_path(args.format, args.data)
     if out.exists() and not args.force:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
+
+from training.cli_errors import run_command
 
 from .cli_generate import add_generate_parser, cmd_generate
 from .cli_score import add_score_parser, cmd_score
@@ -41,15 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     handlers = {"generate": cmd_generate, "score": cmd_score, "report": cmd_report, "table2": cmd_table2}
-    try:
-        return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        # Errors users can fix (missing files, wrong options, a run folder with other settings): one
-        # clear line instead of a traceback; -v shows the traceback too.
-        if args.verbose:
-            raise
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+    # Errors users can fix (missing files, wrong options, a run folder with other settings): one clear
+    # line instead of a traceback; -v shows the traceback too.
+    return run_command(lambda: handlers[args.command](args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--mask-polarity", choices=("white_is_edit", "black_is_edit", "auto"))
     d.add_argument("--column-map", nargs="*", help="role=column entries (complex_multistep)")
     d.add_argument("--no-masks", action="store_true", help="ignore masks: every edit mask-free (img2img)")
+    d.add_argument(
+        "--allow-split-overlap",
+        action="store_true",
+        help="evaluate even when a checkpoint was trained on some of the selected items (refused by "
+        "default); every report table then marks the run",
+    )
 
 
 def add_diffusion_arguments(p: argparse.ArgumentParser) -> None:
@@ -129,10 +135,12 @@ def generate_one(
     import torch
 
     from training.data import parse_column_map
+    from training.data.synthetic import is_synthetic
 
     from .conditioning import Conditioner, SourceClipEncoder
     from .generate import make_run_info, run_generate, shard_from_environment
     from .pipelines import DiffusionSettings, EditPipelines
+    from .provenance import check_split_overlap, dataset_provenance, decoding_of, training_summary
     from .selection import DatasetSelection, load_selection
 
     apply_speed_preset(args)
@@ -169,7 +177,8 @@ def generate_one(
         column_map=parse_column_map(args.column_map),
         use_masks=not args.no_masks,
     )
-    records = load_selection(selection)
+    data_stats: dict = {}
+    records = load_selection(selection, data_stats)
     prompt_src = insight_src = None
     if args.mllm or getattr(args, "prompt_checkpoint", None) or getattr(args, "insight_checkpoint", None):
         if method.prompt == "refined":
@@ -180,6 +189,14 @@ def generate_one(
             insight_src = resolve_source(
                 getattr(args, "insight_checkpoint", None) or args.checkpoint, args.mllm
             )
+    source_json = {
+        "prompt": prompt_src.to_json() if prompt_src else None,
+        "insight": insight_src.to_json() if insight_src else None,
+    }
+    allow_overlap = bool(getattr(args, "allow_split_overlap", False))
+    overlaps = check_split_overlap(
+        source_json, [r.id for r in records], args.format, args.data, allow=allow_overlap
+    )
     mllms = mllms or MLLMCache(device=device)
     prompt_mllm = mllms.get(prompt_src) if prompt_src else None
     insight_mllm = mllms.get(insight_src) if insight_src else None
@@ -205,17 +222,26 @@ def generate_one(
     edit = pipelines.get(key)
     if edit is None:
         edit = pipelines[key] = EditPipelines(diffusion)
-    sources = {
-        "prompt": prompt_src.to_json() if prompt_src else None,
-        "insight": insight_src.to_json() if insight_src else None,
+    provenance = {
+        "dataset": dataset_provenance(selection.to_json(), data_stats["num_records"], len(records)),
+        "decoding": decoding_of(prompt_mllm or insight_mllm, args.max_new_tokens),
+        "training": {role: training_summary(source) for role, source in source_json.items()},
+        "sd_model_synthetic": is_synthetic(args.sd_model),
     }
     run_info = make_run_info(
         method,
         diffusion.to_json(),
         selection.to_json(),
         args.seed,
-        extra={"pipelines": edit.describe(), "max_new_tokens": args.max_new_tokens, **(extra or {})},
-        sources=sources,
+        extra={
+            "pipelines": edit.describe(),
+            "max_new_tokens": args.max_new_tokens,
+            "provenance": provenance,
+            "split_overlap": overlaps or None,
+            "allow_split_overlap": allow_overlap,
+            **(extra or {}),
+        },
+        sources=source_json,
     )
     stats = run_generate(
         records,

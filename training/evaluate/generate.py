@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mindedit_core.versions import library_versions
 
+from ..shards import Shard, shard_from_env
 from .conditioning import Conditioner, MethodSpec
 from .pipelines import EditPipelines
 from .run_files import (
@@ -53,17 +54,6 @@ class RunMismatchError(RuntimeError):
     """The output folder holds a run made with other settings."""
 
 
-@dataclass
-class Shard:
-    """This process's share of the items: positions ``index, index + count, ...``."""
-
-    index: int = 0
-    count: int = 1
-
-    def take(self, items: Sequence) -> list:
-        return [items[i] for i in range(self.index, len(items), self.count)]
-
-
 def shard_from_environment() -> tuple[Shard, str | None]:
     """This process's shard (and device, when launched by accelerate/torchrun), else the whole set.
 
@@ -72,10 +62,8 @@ def shard_from_environment() -> tuple[Shard, str | None]:
     does on machines without GPUs), the environment wins, with a warning, so no two processes ever
     edit the same items.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}: check the launcher's environment.")
+    env_shard = shard_from_env()
+    rank, world = env_shard.index, env_shard.count
     device = None
     if world > 1 or "ACCELERATE_MIXED_PRECISION" in os.environ:
         try:

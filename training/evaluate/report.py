@@ -14,14 +14,25 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from training.data.synthetic import is_synthetic
+
 from . import plots
 from .ablation_rows import ROW_ORDER, classify_run
 from .insight_check import insight_section, insight_stats
 from .metrics import DISPLAY_NAMES, HIGHER_IS_BETTER
-from .reported import BENCHMARKS, REPORTED_TABLE1, REPORTED_TABLE2, benchmark_of, benchmark_title
+from .provenance import partial_copy_note, split_overlap, training_summary
+from .reported import (
+    BENCHMARKS,
+    REPORTED_TABLE1,
+    REPORTED_TABLE2,
+    SYNTHETIC,
+    benchmark_of,
+    benchmark_title,
+)
 from .run_files import RUN_FILE, SCORES_FILE, SUMMARY_FILE, read_jsonl, read_manifest, read_run, safe_name
 
 CORE = ("clip_i", "lpips", "psnr", "ssim")
+RESULTS_FILE = "results.json"  # every number of the report, with its provenance
 NOT_RUN = "—"
 
 
@@ -49,6 +60,54 @@ class ScoredRun:
         self.fallbacks = sum(1 for item in items if _fell_back(item))
         self.refined_items = sum(1 for item in items if item.get("prompt_origin") == "mllm")
         self.insight = insight_stats(items)  # spread of v_insight over the items (None: not used)
+        self.provenance = run_provenance(self.info, self.summary, self.sources)
+        self.synthetic = bool(  # the data, the SD model, or a checkpoint trained on a synthetic fixture
+            self.provenance["dataset"].get("synthetic")
+            or self.provenance.get("sd_model_synthetic")
+            or any(
+                (t or {}).get("dataset_synthetic") for t in (self.provenance.get("training") or {}).values()
+            )
+        )
+        if self.synthetic:
+            self.benchmark = SYNTHETIC  # never beside the paper's numbers as a benchmark
+        self.overlaps = self.info.get("split_overlap") or _recheck_overlap(
+            self.sources, sorted(scored), self.summary["dataset"]
+        )
+        self.marks = (["synthetic fixture"] if self.synthetic else []) + (
+            ["⚠ trained on evaluated items"] if self.overlaps else []
+        )
+
+
+def run_provenance(info: dict, summary: dict, sources: dict) -> dict:
+    """The run's recorded provenance (``run.json``), completed for runs made before it was recorded."""
+    recorded = dict(info.get("provenance") or {})
+    dataset = summary.get("dataset") or {}
+    recorded.setdefault(
+        "dataset",
+        {
+            "path": dataset.get("path"),
+            "format": dataset.get("format"),
+            "num_records": None,
+            "split_manifest": dataset.get("split_manifest"),
+            "split": dataset.get("split"),
+            "synthetic": is_synthetic(dataset.get("path")),
+        },
+    )
+    recorded.setdefault("decoding", None)
+    recorded.setdefault("training", {role: training_summary(src) for role, src in (sources or {}).items()})
+    recorded.setdefault("sd_model_synthetic", is_synthetic((info.get("diffusion") or {}).get("model")))
+    return recorded
+
+
+def _recheck_overlap(sources: dict, scored_ids: list[str], dataset: dict) -> dict | None:
+    """Overlap of the scored items with each source's training records (runs made before generate
+    checked it)."""
+    found = {}
+    for role, source in (sources or {}).items():
+        overlap = split_overlap(source, scored_ids, dataset.get("format"), dataset.get("path") or "")
+        if overlap:
+            found[role] = overlap
+    return found or None
 
 
 def _fell_back(item: dict) -> bool:
@@ -89,20 +148,23 @@ def _header(metrics=CORE) -> str:
 
 
 def _unique_labels(runs: list[ScoredRun]) -> None:
-    """Runs of the same method on the same benchmark get their folder name appended."""
+    """Runs of the same method on the same benchmark get their folder name appended; a run on a
+    synthetic fixture, or whose checkpoint trained on its items, carries that mark in every table."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
         counts[(run.benchmark, run.method)] += 1
     for run in runs:
         if counts[(run.benchmark, run.method)] > 1:
             run.label = f"{run.method} ({run.folder.name})"
+        if run.marks:
+            run.label += f" [{'; '.join(run.marks)}]"
 
 
 def table1(runs: list[ScoredRun]) -> str:
     """Rows = methods (ours, then reported), column groups = benchmarks, like the paper's Table 1."""
-    benchmarks = [b for b in BENCHMARKS if any(r.benchmark == b for r in runs)] or list(BENCHMARKS)
-    extra = sorted({r.benchmark for r in runs} - set(BENCHMARKS))
-    benchmarks += extra
+    benchmarks = [b for b in BENCHMARKS if any(r.benchmark == b for r in runs)]
+    with_paper = bool(benchmarks)  # the paper's rows only beside runs on the paper's benchmarks
+    benchmarks += sorted({r.benchmark for r in runs} - set(BENCHMARKS))
     head = (
         "| Method | "
         + " | ".join(
@@ -121,7 +183,7 @@ def table1(runs: list[ScoredRun]) -> str:
             overall = by_bench[b].summary["overall"] if b in by_bench else {}
             cells += [_fmt(overall.get(m)) for m in CORE]
         lines.append(f"| **{label}** (ours, measured) | " + " | ".join(cells) + " |")
-    for method, values in REPORTED_TABLE1.items():
+    for method, values in REPORTED_TABLE1.items() if with_paper else ():
         cells = []
         for b in benchmarks:
             cells += [_fmt(values.get(b, {}).get(m)) for m in CORE]
@@ -206,6 +268,118 @@ def _source_text(source: dict | None) -> str:
         return "—"
     checkpoint = f"`{source['checkpoint']}`" if source.get("checkpoint") else "no checkpoint"
     return f"{checkpoint} (variant {source.get('variant') or '—'}) on `{Path(source['mllm']).name}`"
+
+
+def _num(value, fmt: str = "{}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _short_hash(value: str | None) -> str:
+    return f"`{value[:12]}`" if value else "—"
+
+
+def provenance_section(runs: list[ScoredRun]) -> str:
+    """Per run: the evaluated data (path, size, split manifest and its sha256), the MLLM's decoding,
+    and per source checkpoint its training (seed, steps, lr, data and size, split and its sha256)."""
+    lines = [
+        "| Run | Evaluated data (records) | Split manifest (sha256) | MLLM decoding | Source | Checkpoint "
+        "| Train seed | Steps | lr | Trained on (records) | Train split (sha256) |",
+        "|---" * 11 + "|",
+    ]
+    for run in runs:
+        prov = run.provenance
+        data = prov.get("dataset") or {}
+        partial = partial_copy_note(data)
+        data_cell = (
+            f"`{data.get('path')}` ({_num(data.get('num_records'))}{'; ' + partial if partial else ''})"
+        )
+        if data.get("synthetic"):
+            data_cell += " **synthetic fixture**"
+        split_cell = (
+            f"`{Path(data['split_manifest']).name}` / {data.get('split')} ({_short_hash(data.get('split_manifest_sha256'))})"
+            if data.get("split_manifest")
+            else "none (whole dataset)"
+        )
+        dec = prov.get("decoding")
+        dec_cell = (
+            f"{dec['mode']}, max {dec['max_new_tokens']} new tokens" if dec else "— (no MLLM or not recorded)"
+        )
+        training = prov.get("training") or {}
+        roles = [role for role in ("prompt", "insight") if run.sources.get(role)] or [None]
+        for role in roles:
+            t = training.get(role) if role else None
+            source = run.sources.get(role) if role else None
+            if t and t.get("known"):
+                train_cells = [
+                    _num(t.get("seed")),
+                    _num(t.get("steps")),
+                    _num(t.get("lr"), "{:g}"),
+                    f"`{t.get('dataset')}` ({_num(t.get('num_trained'))} of {_num(t.get('dataset_size'))})"
+                    + (" synthetic" if t.get("dataset_synthetic") else ""),
+                    f"`{Path(str(t.get('split'))).name}` / {t.get('subset') or '—'} ({_short_hash(t.get('split_sha256'))})",
+                ]
+            else:
+                train_cells = ["—", "—", "—", "not recorded", "—"] if source else ["—"] * 5
+            checkpoint = (source or {}).get("checkpoint") or (source or {}).get("mllm")
+            lines.append(
+                f"| {run.label} | {data_cell} | {split_cell} | {dec_cell} | {role or '—'} | "
+                f"{'`' + str(checkpoint) + '`' if checkpoint else '—'} | " + " | ".join(train_cells) + " |"
+            )
+    return "\n".join(lines)
+
+
+def provenance_warnings(runs: list[ScoredRun]) -> str | None:
+    """Loud lines for runs on synthetic fixtures and runs whose checkpoint trained on their items."""
+    lines = []
+    for run in runs:
+        if run.synthetic:
+            lines.append(
+                f"> **SYNTHETIC FIXTURE: `{run.label}`** ran on generated test data or a tiny random model "
+                "(marked `SYNTHETIC_FIXTURE.txt`): its numbers say nothing about the method and are not "
+                "shown beside the paper's."
+            )
+        for role, o in (run.overlaps or {}).items():
+            lines.append(
+                f"> **WARNING: train/test overlap in `{run.label}`**: the {role} checkpoint `{o['checkpoint']}` "
+                f"was {o['how']}, including {o['count']} of the {o['of']} evaluated items: these scores are "
+                "partly measured on training data."
+            )
+    return "\n>\n".join(lines) if lines else None
+
+
+def results_json(runs: list[ScoredRun]) -> dict:
+    """``results.json``: every number of the report with its full provenance."""
+    return {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runs": [
+            {
+                "label": run.label,
+                "folder": str(run.folder),
+                "method": run.summary["method"],
+                "benchmark": run.benchmark,
+                "synthetic_fixture": run.synthetic,
+                "table2_row": run.row.exp if run.row else None,
+                "overall": run.summary.get("overall"),
+                "by_type": run.summary.get("by_type"),
+                "scored": run.summary.get("scored"),
+                "selected": run.summary.get("selected"),
+                "fell_back": {"items": run.fallbacks, "of": run.refined_items},
+                "split_overlap": run.overlaps,
+                "provenance": run.provenance,
+                "sources": run.sources,
+                "generation": {
+                    k: run.info.get(k) for k in ("seed", "diffusion", "max_new_tokens", "versions")
+                },
+                "conventions": run.summary.get("conventions"),
+            }
+            for run in runs
+        ],
+        "reported": {
+            "note": "the MIND-Edit paper's numbers (its own split and settings), not measured here",
+            "table1": REPORTED_TABLE1,
+            "table2": [list(row[:5]) + [row[5]] for row in REPORTED_TABLE2],
+        },
+    }
 
 
 def per_type_table(runs: list[ScoredRun]) -> str:
@@ -306,9 +480,9 @@ def build_report(
         "Rows marked *reported* are the numbers printed in the MIND-Edit paper (its own split and "
         "settings); rows marked *measured* were computed by this harness with the conventions below.",
     ]
-    warnings = fallback_warnings(runs)
-    if warnings:
-        parts.append(warnings)
+    for warnings in (provenance_warnings(runs), fallback_warnings(runs)):
+        if warnings:
+            parts.append(warnings)
     collapse_warnings, insight_table = insight_section(runs)
     if collapse_warnings:
         parts.append(collapse_warnings)
@@ -329,6 +503,8 @@ def build_report(
         runs_section(runs),
         "## Generation settings",
         settings_section(runs),
+        "## Provenance (data, decoding, training of each checkpoint)",
+        provenance_section(runs),
         "## Metric conventions",
         conventions_section(runs),
         "## Plots",
@@ -355,4 +531,7 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = out_dir / "report.md"
     report.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    (out_dir / RESULTS_FILE).write_text(
+        json.dumps(results_json(runs), indent=1, default=str) + "\n", encoding="utf-8"
+    )
     return report

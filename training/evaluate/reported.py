@@ -54,5 +54,10 @@ def benchmark_of(dataset_format: str) -> str:
     return dataset_format if dataset_format in BENCHMARKS else "custom"
 
 
+SYNTHETIC = "synthetic"  # runs on a marked synthetic fixture (training.data.synthetic): never a benchmark
+
+
 def benchmark_title(key: str) -> str:
+    if key == SYNTHETIC:
+        return "Synthetic fixture (not a benchmark)"
     return BENCHMARKS.get(key, "Custom data")

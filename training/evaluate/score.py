@@ -72,9 +72,19 @@ def conventions(settings: ScoreSettings, lpips_model=None, clip_scorer=None) -> 
         "aggregation": "arithmetic mean over items; per edit type and overall",
     }
     if "lpips" in settings.metrics:
+        verified = getattr(lpips_model, "backbone_verified", None)
+        sha = getattr(lpips_model, "backbone_sha256", None)
+        check = (
+            "torchvision's own file (sha256 prefix matches its name)"
+            if verified
+            else "NOT torchvision's file: LPIPS not comparable with published values"
+            if verified is False
+            else "not checked"
+        )
         out["lpips"] = (
             f"LPIPS v0.1, {settings.lpips_backbone} backbone, inputs in [-1, 1]; backbone weights "
-            f"{getattr(lpips_model, 'backbone_file', '?')}, linear heads {getattr(lpips_model, 'heads_file', '?')}"
+            f"{getattr(lpips_model, 'backbone_file', '?')} (sha256 {sha[:16] + '...' if sha else '?'}, {check}), "
+            f"linear heads {getattr(lpips_model, 'heads_file', '?')}"
         )
     if "clip_i" in settings.metrics:
         pre = getattr(clip_scorer, "preprocess", None)

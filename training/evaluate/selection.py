@@ -50,8 +50,9 @@ def _without_masks(records: Sequence) -> list:
     return [replace(r, mask=None) for r in records]
 
 
-def load_selection(selection: DatasetSelection) -> list:
-    """The selected `EditRecord`s, in split-manifest (or dataset) order."""
+def load_selection(selection: DatasetSelection, stats: dict | None = None) -> list:
+    """The selected `EditRecord`s, in split-manifest (or dataset) order. ``stats`` (a dict) receives
+    ``num_records``, the size of the whole dataset."""
     from training.data import load_records
 
     records = load_records(
@@ -60,6 +61,8 @@ def load_selection(selection: DatasetSelection) -> list:
         mask_polarity=selection.mask_polarity,
         column_map=selection.column_map or None,
     )
+    if stats is not None:
+        stats["num_records"] = len(records)
     wanted: list[str] | None = None
     if selection.split_manifest:
         wanted = _split_ids(selection.split_manifest, selection.split)

@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from .base import PACK_MIN_TRANSFORMERS, MLLMFamily, Release, UnsupportedTransformersError, check_family
+from .gemma4 import GEMMA4
 from .llava_onevision import LLAVA_ONEVISION
 from .qwen2_5_vl import QWEN2_5_VL
+from .qwen3_5 import QWEN3_5
 from .qwen3_vl import QWEN3_VL
 
 # The family table: order is the order of every list shown to users (catalogue, docs, errors).
-FAMILIES: dict[str, MLLMFamily] = {f.model_type: f for f in (LLAVA_ONEVISION, QWEN2_5_VL, QWEN3_VL)}
+FAMILIES: dict[str, MLLMFamily] = {
+    f.model_type: f for f in (LLAVA_ONEVISION, QWEN2_5_VL, QWEN3_VL, QWEN3_5, GEMMA4)
+}
 
 
 class UnsupportedFamilyError(ValueError):
@@ -58,11 +62,17 @@ def family_of(model_or_config: Any) -> MLLMFamily:
 
 
 def family_of_processor(processor: Any) -> MLLMFamily:
-    """The family whose processor class ``processor`` is (or derives from)."""
+    """The family whose processor class ``processor`` is (or derives from); an error when several
+    families share that class (Qwen3-VL and Qwen3.5): then the caller must name the model's family."""
     names = {cls.__name__ for cls in type(processor).__mro__}
-    for family in FAMILIES.values():
-        if family.processor_class in names:
-            return family
+    matches = [family for family in FAMILIES.values() if family.processor_class in names]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UnsupportedFamilyError(
+            f"{type(processor).__name__} is the processor of several MLLM families "
+            f"({', '.join(f.display_name for f in matches)}): pass the model's family explicitly."
+        )
     raise UnsupportedFamilyError(
         f"{type(processor).__name__} is not the processor of a supported MLLM family ({supported_summary()})."
     )
@@ -70,10 +80,12 @@ def family_of_processor(processor: Any) -> MLLMFamily:
 
 __all__ = [
     "FAMILIES",
+    "GEMMA4",
     "LLAVA_ONEVISION",
     "MLLMFamily",
     "PACK_MIN_TRANSFORMERS",
     "QWEN2_5_VL",
+    "QWEN3_5",
     "QWEN3_VL",
     "Release",
     "UnsupportedFamilyError",

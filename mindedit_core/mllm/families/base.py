@@ -75,6 +75,8 @@ class Release:
     vram_bf16: str
     vram_4bit: str
     note: str = ""  # e.g. "the paper's MLLM"
+    # the deepest layer generate computes for every prompt position, when not the last (KV sharing)
+    readable_layers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class MLLMFamily:
     lora_layers: str = DEFAULT_LORA_LAYERS
     layer_fraction: tuple[int, int] = PAPER_LAYER_FRACTION
     chat_template_options: tuple[tuple[str, Any], ...] = ()
+    image_tokens_follow_side: bool = True
+    kv_shared_layers_key: str = ""
     folder_note: str = ""
 
     # -- transformers --------------------------------------------------------------------------------
@@ -157,11 +161,38 @@ class MLLMFamily:
         text = text if text is not None else config
         return int(text.hidden_size), int(text.num_hidden_layers)
 
-    def default_layer(self, num_layers: int) -> int:
-        """Layer m when none is set: the family's relative depth (the paper's 21 of 28 by default)."""
+    def default_layer(self, num_layers: int, *, readable: int | None = None) -> int:
+        """Layer m when none is set: the family's relative depth (the paper's 21 of 28 by default), at
+        most ``readable`` (`readable_layers`) when given."""
         from ...vision_head import default_layer
 
-        return default_layer(num_layers, self.layer_fraction)
+        layer = default_layer(num_layers, self.layer_fraction)
+        return layer if readable is None else min(layer, readable)
+
+    def readable_layers(self, model_or_config: Any) -> int:
+        """How many leading decoder layers ``generate``'s prefill runs over every prompt position (the
+        deepest usable layer m): all but the KV-sharing ones (``kv_shared_layers_key``: Gemma 4
+        E2B/E4B run those on the last prompt position only)."""
+        config = getattr(model_or_config, "config", model_or_config)
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        shared = int(getattr(text, self.kv_shared_layers_key, 0) or 0) if self.kv_shared_layers_key else 0
+        return int(text.num_hidden_layers) - shared
+
+    def model_default_layer(self, model_or_config: Any) -> int:
+        """Layer m of a loaded model (or its config) when none is set."""
+        _, depth = self.text_dims(model_or_config)
+        return self.default_layer(depth, readable=self.readable_layers(model_or_config))
+
+    def check_layer(self, model_or_config: Any, layer: int) -> None:
+        """Refuse a layer m that ``generate`` does not compute for every prompt position."""
+        readable = self.readable_layers(model_or_config)
+        if layer > readable:
+            raise ValueError(
+                f"Layer {layer} of this {self.display_name} model reuses earlier layers' keys and values, so "
+                f"generation computes it for the last prompt token only: layer m must be in 1..{readable} "
+                f"(default {self.model_default_layer(model_or_config)}). Use a head/checkpoint trained at such "
+                "a layer."
+            )
 
     def lora_target_regex(self, layers: list[int] | None = None) -> str:
         """The peft ``target_modules`` regex: the language model's projections in every decoder
@@ -192,10 +223,15 @@ class MLLMFamily:
         with_mask = not mask_is_empty(mask)
         pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=max_side)
         messages = self.messages(instruction, with_mask=with_mask)
-        text = processor.apply_chat_template(
+        text = self.render_prompt(processor, messages)
+        return dict(processor(images=pil, text=text, return_tensors="pt"))
+
+    def render_prompt(self, processor: Any, messages: list[dict]) -> str:
+        """The prompt text for ``messages``: the chat template with the generation prompt appended and
+        the family's ``chat_template_options``."""
+        return processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, **dict(self.chat_template_options)
         )
-        return dict(processor(images=pil, text=text, return_tensors="pt"))
 
     # -- image tensors for training batches ------------------------------------------------------
     def per_sample_image_inputs(self, encoded: dict) -> dict:
@@ -238,7 +274,8 @@ class MLLMFamily:
         extra = "; ".join(x for x in (release.note, self.transformers_note) if x)
         return (
             f"{self.release_name(release)}{f' ({extra})' if extra else ''}; {release.vram_bf16} VRAM in "
-            f"bf16, {release.vram_4bit} in 4-bit (est.); layer m {self.default_layer(release.num_layers)} "
+            f"bf16, {release.vram_4bit} in 4-bit (est.); layer m "
+            f"{self.default_layer(release.num_layers, readable=release.readable_layers)} "
             f"of {release.num_layers}"
         )
 
@@ -275,6 +312,10 @@ def check_family(family: MLLMFamily) -> list[str]:
     except re.error as exc:
         problems.append(f"the LoRA target regex does not compile: {exc}")
     for release in family.releases:
-        if not 1 <= family.default_layer(release.num_layers) <= release.num_layers:
+        if (
+            not 1
+            <= family.default_layer(release.num_layers, readable=release.readable_layers)
+            <= release.num_layers
+        ):
             problems.append(f"default layer m is outside {release.key}'s {release.num_layers} layers")
     return problems

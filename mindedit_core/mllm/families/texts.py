@@ -40,7 +40,7 @@ def supported_vlms_table() -> str:
             note = f" ({r.note})" if r.note else ""
             rows.append(
                 f"|{f' {who} ' if who else ' '}| `{r.repo}`{note} | `{r.key}` | {r.params} | {r.hidden_size} x {r.num_layers} | "
-                f"{family.default_layer(r.num_layers)} | {r.download_size} | {r.vram_bf16} / {r.vram_4bit} |"
+                f"{family.default_layer(r.num_layers, readable=r.readable_layers)} | {r.download_size} | {r.vram_bf16} / {r.vram_4bit} |"
             )
     return "\n".join(rows)
 

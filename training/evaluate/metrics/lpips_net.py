@@ -14,7 +14,9 @@ by the 1x1 linear head of that stage, averaged over space, and the five values s
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ import torch
 import torch.nn as nn
 
 from .images import as_batch, check_pair
+
+log = logging.getLogger(__name__)
 
 BACKBONE_ENV = "MINDEDIT_LPIPS_BACKBONE"
 HEADS_ENV = "MINDEDIT_LPIPS_HEADS"
@@ -271,4 +275,39 @@ def load_lpips(
     model.load_heads_state(_torch_load(heads_path), source=str(heads_path))
     model.backbone_file = str(backbone_path)  # recorded in the report
     model.heads_file = str(heads_path)
+    model.backbone_sha256, model.backbone_verified = check_backbone_file(backbone, backbone_path)
     return model.to(device)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def known_sha256_prefix(backbone: str) -> str:
+    """torchvision names its weight files ``<name>-<first 8 hex digits of the file's sha256>.pth``
+    (what ``torch.hub`` checks with ``check_hash=True``): ``alexnet-owt-7be5be79.pth`` -> 7be5be79."""
+    return Path(BACKBONES[backbone].torchvision_file).stem.rsplit("-", 1)[1]
+
+
+def check_backbone_file(backbone: str, path: Path) -> tuple[str, bool]:
+    """``(sha256, verified)``: whether ``path`` is torchvision's own file. Any other file (random
+    weights, a re-saved or converted copy) gives LPIPS values not comparable with published ones: it
+    is used, with a warning, and the report's conventions say so."""
+    sha = file_sha256(path)
+    verified = sha.startswith(known_sha256_prefix(backbone))
+    if not verified:
+        log.warning(
+            "LPIPS backbone %s is not torchvision's %s (its sha256 %s... does not start with %s): LPIPS "
+            "values from it are not comparable with published ones. Use the original file "
+            "(torchvision.models.%s(weights='DEFAULT') downloads it into the torch hub cache).",
+            path,
+            BACKBONES[backbone].torchvision_file,
+            sha[:12],
+            known_sha256_prefix(backbone),
+            "alexnet" if backbone == "alex" else "vgg16",
+        )
+    return sha, verified
