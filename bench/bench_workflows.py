@@ -56,7 +56,7 @@ def main() -> int:
         source_name, mask_name = client.upload_image(source), client.upload_image(mask)
         info = client.object_info()
         seed = 100
-        for name in wf.WORKFLOWS:
+        for name in wf.SD_WORKFLOWS:  # the editor workflows need the editors' weights
 
             def prompt(ksampler_seed: int, mllm_seed: int = 0, name: str = name) -> dict:
                 return prepare_prompt(

@@ -76,13 +76,22 @@ def prepare_prompt(
     from devkit.workflow_api import find_node_ids, set_widget, ui_to_api
 
     prompt = ui_to_api(load_workflow(workflow_name), object_info)
-    set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", models.checkpoint.name)
+    family = wf.WORKFLOW_FAMILIES.get(workflow_name, wf.SD15).key
+    checkpoint, ipadapter = models.for_family(family)
+    if checkpoint is None:
+        raise DemoError(f"{workflow_name} needs an SDXL checkpoint and IP-Adapter (--sdxl with tiny models).")
+    set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", checkpoint.name)
     set_widget(prompt, wf.MLLM_LOADER, "model_folder", models.llm_dir.name)
     if find_node_ids(prompt, wf.IPADAPTER_LOADER):
-        if models.mindedit_missing:
-            raise DemoError(f"{workflow_name} needs {models.mindedit_missing} (docs/MODELS.md).")
+        needs = (
+            ("a MIND-Edit checkpoint in models/mindedit", models.mindedit_dir),
+            ("an IP-Adapter file in models/ipadapter", ipadapter),
+        )
+        missing = [what for what, path in needs if path is None]
+        if missing:
+            raise DemoError(f"{workflow_name} needs {' and '.join(missing)} (docs/MODELS.md).")
         set_widget(prompt, wf.MLLM_LOADER, "mindedit_checkpoint", models.mindedit_dir.name)
-        set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, models.ipadapter.name)
+        set_widget(prompt, wf.IPADAPTER_LOADER, wf.IPADAPTER_FILE_INPUT, ipadapter.name)
     set_widget(prompt, wf.SOURCE_TITLE, "image", source_name)
     if mask_name is not None:
         set_widget(prompt, wf.MASK_TITLE, "image", mask_name)
@@ -197,6 +206,16 @@ def demo_runs(
             DemoRun(wf.MASKED_WORKFLOW, "", source_name, mask_name, instruction or wf.MASKED_INSTRUCTION),
             DemoRun(wf.EDIT_WORKFLOW, "", source_name, None, instruction or wf.EDIT_INSTRUCTION),
         ]
+    if not skipped and models.sdxl_checkpoint is not None and models.sdxl_ipadapter is not None:
+        runs.append(
+            DemoRun(
+                wf.SDXL_MASKED_WORKFLOW,
+                "the same head on SDXL",
+                source_name,
+                mask_name,
+                instruction or wf.MASKED_INSTRUCTION,
+            )
+        )
     runs += [
         DemoRun(
             wf.REFINE_ONLY_WORKFLOW,
@@ -216,6 +235,13 @@ def demo_runs(
     return runs, skipped
 
 
+def _thumbnail_names(workflow: str) -> list[str]:
+    """A run's thumbnail also serves its SDXL counterpart (same graph) unless that one ran itself."""
+    from devkit import build_workflows as wf
+
+    return [workflow] + [sdxl for sdxl, sd15 in wf.SDXL_COUNTERPARTS.items() if sd15 == workflow]
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from devkit import build_workflows as wf
     from devkit.comfyui_runtime import ComfyUIServer, PromptFailed, PromptRejected
@@ -226,7 +252,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"the bundled sample {asset} is missing: restore it from git (git checkout -- assets/)."
             )
     models_dir = args.models_dir or os.environ.get("MINDEDIT_MODELS_DIR")
-    models = configured_models(Path(models_dir)) if models_dir else tiny_models()
+    models = configured_models(Path(models_dir)) if models_dir else tiny_models(sdxl=args.sdxl)
     _banner(models)
     steps = args.steps if args.steps is not None else (4 if models.tiny else 25)
 
@@ -288,12 +314,14 @@ def run_demo(args: argparse.Namespace) -> int:
             for image in result.images:
                 path = server.output_dir / image.subfolder / image.filename
                 print(f"[demo] image: {path}")
-            if args.thumbnails and result.images and run.workflow not in thumbnails_done:
-                thumbnails_done.add(run.workflow)
-                thumb = write_thumbnail(
-                    SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{run.workflow}.jpg"
-                )
-                print(f"[demo] thumbnail: {thumb}")
+            own = run.workflow in wf.SDXL_COUNTERPARTS  # an SDXL run replaces the borrowed thumbnail
+            if args.thumbnails and result.images and (run.workflow not in thumbnails_done or own):
+                for name in _thumbnail_names(run.workflow):
+                    thumbnails_done.add(name)
+                    thumb = write_thumbnail(
+                        SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{name}.jpg"
+                    )
+                    print(f"[demo] thumbnail: {thumb}")
         if failures:
             print(
                 f"\n[demo] {failures} workflow(s) failed; ComfyUI's log: {server.log_path}", file=sys.stderr
@@ -329,6 +357,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each workflow")
     parser.add_argument(
         "--thumbnails", action="store_true", help="also write workflows/<name>.jpg from the results"
+    )
+    parser.add_argument(
+        "--sdxl",
+        action="store_true",
+        help="tiny models: also run the SDXL masked workflow (builds a ~2.2 GiB tiny SDXL checkpoint once)",
     )
     return parser.parse_args(argv)
 

@@ -31,16 +31,26 @@ class DemoModels:
     mindedit_dir: Path | None  # a MIND-Edit checkpoint folder
     ipadapter: Path | None  # an IP-Adapter file
     tiny: bool
+    # The SDXL workflows' checkpoint and ViT-H SDXL IP-Adapter (None: the demo runs no SDXL workflow).
+    sdxl_checkpoint: Path | None = None
+    sdxl_ipadapter: Path | None = None
 
     def comfy_models(self) -> dict[str, list[Path]]:
         """``{models/<folder>: [paths]}`` for `ComfyUIServer` (linked, never copied)."""
         folders = {
-            "checkpoints": self.checkpoint,
-            "LLM": self.llm_dir,
-            "mindedit": self.mindedit_dir,
-            "ipadapter": self.ipadapter,
+            "checkpoints": [self.checkpoint, self.sdxl_checkpoint],
+            "LLM": [self.llm_dir],
+            "mindedit": [self.mindedit_dir],
+            "ipadapter": [self.ipadapter, self.sdxl_ipadapter],
         }
-        return {folder: [path] for folder, path in folders.items() if path is not None}
+        found = {folder: [p for p in paths if p is not None] for folder, paths in folders.items()}
+        return {folder: paths for folder, paths in found.items() if paths}
+
+    def for_family(self, family: str) -> tuple[Path | None, Path | None]:
+        """(checkpoint, IP-Adapter) for a workflow of ``family`` ("sd15" or "sdxl")."""
+        if family == "sdxl":
+            return self.sdxl_checkpoint, self.sdxl_ipadapter
+        return self.checkpoint, self.ipadapter
 
     @property
     def mindedit_missing(self) -> str | None:
@@ -56,9 +66,10 @@ class DemoModels:
         return " and ".join(missing) or None
 
 
-def tiny_models(cache_root: Path | None = None) -> DemoModels:
+def tiny_models(cache_root: Path | None = None, *, sdxl: bool = False) -> DemoModels:
     """Generate (once, cached) the tiny SD1.5 checkpoint, LLaVA-OneVision + MIND-Edit checkpoint and
-    an IP-Adapter whose site widths match the tiny UNet."""
+    an IP-Adapter whose site widths match the tiny UNet; with ``sdxl`` also the tiny SDXL checkpoint
+    (~2.2 GiB: SDXL's real text encoders) and a tiny ip-adapter_sdxl_vit-h."""
     from devkit.fixtures import cache_root as default_cache_root
     from devkit.fixtures.ipadapter_files import ipadapter_file
     from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
@@ -67,12 +78,21 @@ def tiny_models(cache_root: Path | None = None) -> DemoModels:
     cache = Path(cache_root) if cache_root else default_cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     widths = [site.width for site in attn2_sites("sites16")]
+    sdxl_checkpoint = sdxl_ipadapter = None
+    if sdxl:
+        from devkit.fixtures.ipadapter_files import sdxl_ipadapter_file
+        from devkit.fixtures.sdxl import tiny_sdxl_checkpoint
+
+        sdxl_checkpoint = tiny_sdxl_checkpoint(cache, "sites70", seed=0)
+        sdxl_ipadapter = sdxl_ipadapter_file(cache, "plain")
     return DemoModels(
         checkpoint=tiny_sd15_checkpoint(cache, "sites16", seed=0),
         llm_dir=tiny_llava_onevision(cache),
         mindedit_dir=tiny_mindedit_checkpoint(cache, kind="plain"),
         ipadapter=ipadapter_file(cache, "plain", site_widths=widths),
         tiny=True,
+        sdxl_checkpoint=sdxl_checkpoint,
+        sdxl_ipadapter=sdxl_ipadapter,
     )
 
 

@@ -84,6 +84,22 @@ def catalogue(models_dir: Path) -> dict[str, Download]:
             description="IP-Adapter Plus SD1.5 (penultimate states [B,257,1280]); pairs with a 'plus' head",
             files=("models/ip-adapter-plus_sd15.safetensors",),
         ),
+        "ipadapter-sdxl-plain": Download(
+            key="ipadapter-sdxl-plain",
+            repo_id="h94/IP-Adapter",
+            target=ipadapter,
+            approx_size="698 MB",
+            description="IP-Adapter SDXL for ViT-H (plain: image_embeds [B,1024]); SDXL checkpoints, 'plain' head",
+            files=("sdxl_models/ip-adapter_sdxl_vit-h.safetensors",),
+        ),
+        "ipadapter-sdxl-plus": Download(
+            key="ipadapter-sdxl-plus",
+            repo_id="h94/IP-Adapter",
+            target=ipadapter,
+            approx_size="848 MB",
+            description="IP-Adapter Plus SDXL for ViT-H (states [B,257,1280]); SDXL checkpoints, 'plus' head",
+            files=("sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors",),
+        ),
         "vit-h": Download(
             key="vit-h",
             repo_id="h94/IP-Adapter",
@@ -96,7 +112,14 @@ def catalogue(models_dir: Path) -> dict[str, Download]:
     }
 
 
-WHAT_CHOICES = (*VLMS, "ipadapter-plain", "ipadapter-plus", "vit-h")
+WHAT_CHOICES = (
+    *VLMS,
+    "ipadapter-plain",
+    "ipadapter-plus",
+    "ipadapter-sdxl-plain",
+    "ipadapter-sdxl-plus",
+    "vit-h",
+)
 
 
 def plan(what: list[str], models_dir: Path) -> list[Download]:

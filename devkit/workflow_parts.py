@@ -6,6 +6,7 @@ the titles here (``devkit.workflow_api.set_widget``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from devkit.download_models import catalogue
@@ -13,6 +14,22 @@ from devkit.download_models import catalogue
 MASKED_WORKFLOW = "mindedit_masked_edit"
 EDIT_WORKFLOW = "mindedit_edit"
 REFINE_ONLY_WORKFLOW = "mindedit_refine_only_edit"
+QWEN_EDIT_WORKFLOW = "mindedit_refine_qwen_image_edit"
+KONTEXT_WORKFLOW = "mindedit_refine_flux_kontext"
+# Graphs for Stable Diffusion 1.5 and SDXL (CheckpointLoaderSimple, CLIP Text Encode) and for the native
+# instruction editors of ComfyUI 0.33 (devkit/workflow_editors.py).
+SDXL_MASKED_WORKFLOW = "mindedit_sdxl_masked_edit"
+SDXL_EDIT_WORKFLOW = "mindedit_sdxl_edit"
+SDXL_REFINE_ONLY_WORKFLOW = "mindedit_sdxl_refine_only_edit"
+SD_WORKFLOWS = (
+    MASKED_WORKFLOW,
+    EDIT_WORKFLOW,
+    REFINE_ONLY_WORKFLOW,
+    SDXL_MASKED_WORKFLOW,
+    SDXL_EDIT_WORKFLOW,
+    SDXL_REFINE_ONLY_WORKFLOW,
+)
+EDITOR_WORKFLOWS = (QWEN_EDIT_WORKFLOW, KONTEXT_WORKFLOW)
 
 # Defaults a user sees; the demo and tests replace them through devkit.workflow_api.set_widget.
 DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
@@ -29,6 +46,7 @@ SAMPLE_MASK = "sample_mask.png"
 MASKED_INSTRUCTION = "turn the ball into a glass globe"
 EDIT_INSTRUCTION = "make the sky look like a warm sunset"
 REFINE_ONLY_INSTRUCTION = MASKED_INSTRUCTION
+EDITOR_INSTRUCTION = MASKED_INSTRUCTION
 
 # Model files the frontend can name and download (its "missing models" dialog reads a loader
 # node's properties.models: name = the widget value, directory = the models/ folder the node reads).
@@ -52,6 +70,17 @@ def _hub_file(key: str, directory: str) -> dict[str, str]:
 
 
 IPADAPTER_MODEL = _hub_file("ipadapter-plain", "ipadapter")
+
+# SDXL: the base checkpoint and the ViT-H adapters (the same v_insight as SD1.5's; not ip-adapter_sdxl,
+# which is made for the ViT-bigG encoder).
+SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
+SDXL_CHECKPOINT_MODEL = {
+    "name": SDXL_CHECKPOINT,
+    "url": f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/{SDXL_CHECKPOINT}",
+    "directory": "checkpoints",
+}
+SDXL_IPADAPTER_MODEL = _hub_file("ipadapter-sdxl-plain", "ipadapter")
+SDXL_IPADAPTER = SDXL_IPADAPTER_MODEL["name"]
 
 # The IP-Adapter node family (nodes/ipadapter_nodes.py): type names and widget layout.
 IPADAPTER_LOADER = "MindEditIPAdapterLoader"
@@ -78,6 +107,7 @@ GROUP_MODELS, GROUP_INPUT, GROUP_MINDEDIT, GROUP_EDIT, GROUP_OUTPUT = (
     "Edit (SD1.5)",
     "Output",
 )
+SDXL_GROUP_EDIT = "Edit (SDXL)"
 
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
@@ -117,9 +147,91 @@ predicts v_insight, which steers the IP-Adapter. The output has the source's siz
 
 REFINE_ONLY_NOTE = f"""\
 Refined prompts only: needs just public weights (any supported VLM in models/LLM, listed in the
-README under Supported VLMs; any SD1.5 checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
+README under Supported VLMs; any SD1.5 or SDXL checkpoint); no MIND-Edit checkpoint, no IP-Adapter. The default VLM:
   {DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY} --models-dir <ComfyUI>/models The VLM rewrites your vague instruction into
 precise prompts zero-shot; if its answer cannot be parsed the status says so and your instruction
 is used as the prompt.
 
 {MASK_HOWTO}"""
+
+SDXL_MODELS_NOTE = f"""\
+MIND-Edit with SDXL: which file goes where (ComfyUI/models/...)
+
+checkpoints/   any SDXL checkpoint (base or a fine-tune with its layout), e.g. {SDXL_CHECKPOINT}
+LLM/           a VLM folder in Hugging Face layout, e.g. LLM/{DEFAULT_LLM_FOLDER}/ (config.json + weights)
+mindedit/      a MIND-Edit checkpoint folder trained for that VLM (the same head as for SD1.5)
+ipadapter/     {SDXL_IPADAPTER} (plain head) or ip-adapter-plus_sdxl_vit-h.safetensors (plus head)
+
+Use the _vit-h adapters: ip-adapter_sdxl.safetensors expects the ViT-bigG encoder, which no MIND-Edit
+head predicts (the loader says so). SDXL works best with sources around 1024 px (1 megapixel); the
+edit keeps the source's size. Download helper, run from the pack:
+  {DOWNLOAD_HELPER} --what llava-0.5b ipadapter-sdxl-plain --models-dir <ComfyUI>/models
+(docs/MODELS.md lists every model). Press R after adding files to refresh the dropdowns."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between the SD1.5 and SDXL versions of a workflow."""
+
+    key: str
+    checkpoint_model: dict
+    ipadapter_model: dict | None
+    edit_group: str
+    models_note: str
+
+    @property
+    def checkpoint(self) -> str:
+        return self.checkpoint_model["name"]
+
+    @property
+    def ipadapter(self) -> str | None:
+        return self.ipadapter_model["name"] if self.ipadapter_model else None
+
+
+SD15 = Family("sd15", CHECKPOINT_MODEL, IPADAPTER_MODEL, GROUP_EDIT, MODELS_NOTE)
+SDXL = Family("sdxl", SDXL_CHECKPOINT_MODEL, SDXL_IPADAPTER_MODEL, SDXL_GROUP_EDIT, SDXL_MODELS_NOTE)
+WORKFLOW_FAMILIES: dict[str, Family] = {
+    MASKED_WORKFLOW: SD15,
+    EDIT_WORKFLOW: SD15,
+    REFINE_ONLY_WORKFLOW: SD15,
+    SDXL_MASKED_WORKFLOW: SDXL,
+    SDXL_EDIT_WORKFLOW: SDXL,
+    SDXL_REFINE_ONLY_WORKFLOW: SDXL,
+}
+# The SD1.5 workflow each SDXL one mirrors (same graph, the family's models and group title).
+SDXL_COUNTERPARTS: dict[str, str] = {
+    SDXL_MASKED_WORKFLOW: MASKED_WORKFLOW,
+    SDXL_EDIT_WORKFLOW: EDIT_WORKFLOW,
+    SDXL_REFINE_ONLY_WORKFLOW: REFINE_ONLY_WORKFLOW,
+}
+EDITORS_MODELS_NOTE = f"""\
+MIND-Edit in front of an instruction editor (ComfyUI 0.33): which file goes where (ComfyUI/models/...)
+
+The editor's files are named on its loaders (ComfyUI offers the downloads when they are missing):
+diffusion_models/, text_encoders/, vae/.
+
+The VLM that refines your instruction:
+- served (default): 'MIND-Edit Remote VLM' talks to Ollama / LM Studio / vLLM / llama.cpp's server on
+  this computer, e.g. `ollama pull qwen2.5vl:7b`, base_url http://127.0.0.1:11434/v1. Another host only
+  if MINDEDIT_VLM_ALLOWED_HOSTS lists it; a key only from MINDEDIT_VLM_API_KEY (never in the workflow).
+- local: a VLM folder in LLM/ (e.g. {REFINE_ONLY_LLM_FOLDER}, `{DOWNLOAD_HELPER} --what {REFINE_ONLY_LLM_KEY}`);
+  drag the local loader's mllm output onto the MIND-Edit node's mllm input."""
+
+EDITOR_NOTE = """\
+The MIND-Edit node writes ONE edit instruction (style 'edit_instruction': what changes, how it looks
+afterwards, what stays), grounded in the image and in the painted mask's outline, and a negative.
+The editor edits the whole image; the result is scaled back to the source's size and pasted through
+the edit mask: paint a mask on the source and everything outside it stays exactly the source's.
+No mask = the whole edit is kept. The status says which style ran, the mask and the size.
+
+{editor}"""
+
+QWEN_EDIT_NOTE = EDITOR_NOTE.format(
+    editor="Qwen-Image-Edit 2509 (TextEncodeQwenImageEditPlus; 2511 works with the same nodes from "
+    "ComfyUI 0.5): 20 steps, cfg 2.5; both the instruction and the negative are encoded with the image."
+)
+KONTEXT_NOTE = EDITOR_NOTE.format(
+    editor="FLUX.1 Kontext dev (ReferenceLatent): its T5/CLIP text encoder never sees the image, which "
+    "is where an image-aware instruction helps most. Guidance 2.5, cfg 1: Kontext dev ignores a negative "
+    "prompt, so the refined negative is only shown."
+)

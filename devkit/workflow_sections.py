@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 from devkit.ui_graph import Column, UIGraph
 from devkit.workflow_parts import (
-    CHECKPOINT_MODEL,
-    DEFAULT_CHECKPOINT,
-    DEFAULT_IPADAPTER,
     GROUP_EDIT,
     GROUP_INPUT,
     GROUP_MINDEDIT,
@@ -21,12 +18,10 @@ from devkit.workflow_parts import (
     IPADAPTER_APPLY,
     IPADAPTER_APPLY_WIDGETS,
     IPADAPTER_LOADER,
-    IPADAPTER_MODEL,
     IPADAPTER_TYPE,
     MASK_TITLE,
     MLLM_LOADER,
     MLLM_LOADER_OPTIONS,
-    MODELS_NOTE,
     NEGATIVE_PREVIEW_TITLE,
     NOTE_BG,
     NOTE_COLOR,
@@ -34,8 +29,10 @@ from devkit.workflow_parts import (
     REFINE_TITLE,
     SAMPLE_MASK,
     SAMPLE_SOURCE,
+    SD15,
     SOURCE_TITLE,
     STATUS_PREVIEW_TITLE,
+    Family,
 )
 
 COLUMN_WIDTH = 400
@@ -53,6 +50,11 @@ class Layout:
     graph: UIGraph
     columns: dict[str, list[Column]]
     members: dict[str, list[int]]
+    family: Family = SD15
+
+    @property
+    def edit_group(self) -> str:
+        return self.family.edit_group
 
     def col(self, group: str, index: int = 0) -> Column:
         return self.columns[group][index]
@@ -70,11 +72,27 @@ class Layout:
         return self.graph.to_dict()
 
 
-def new_layout(workflow_id: str, note: str, columns_per_group: dict[str, int]) -> Layout:
+def new_layout(
+    workflow_id: str,
+    note: str,
+    columns_per_group: dict[str, int],
+    family: Family = SD15,
+    models_note: str | None = None,
+) -> Layout:
+    """Notes on top, then one column set per group; the family names the edit group and the models
+    (``models_note`` replaces the family's note: the instruction-editor workflows)."""
+    columns_per_group = {
+        (family.edit_group if k == GROUP_EDIT else k): n for k, n in columns_per_group.items()
+    }
     g = UIGraph(workflow_id)
     notes = Column(g, 0, 0, 2 * COLUMN_STEP - 60)
     notes.add(
-        "Note", widgets=[MODELS_NOTE], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
+        "Note",
+        widgets=[models_note or family.models_note],
+        tall=(0,),
+        min_height=NOTES_HEIGHT,
+        color=NOTE_COLOR,
+        bgcolor=NOTE_BG,
     )
     Column(g, 2 * COLUMN_STEP, 0, 2 * COLUMN_STEP - 60).add(
         "Note", widgets=[note], tall=(0,), min_height=NOTES_HEIGHT, color=NOTE_COLOR, bgcolor=NOTE_BG
@@ -83,7 +101,7 @@ def new_layout(workflow_id: str, note: str, columns_per_group: dict[str, int]) -
     for group, count in columns_per_group.items():
         columns[group] = [Column(g, x + i * COLUMN_STEP, TOP, COLUMN_WIDTH) for i in range(count)]
         x += count * COLUMN_STEP + 20
-    return Layout(g, columns, {group: [] for group in columns_per_group})
+    return Layout(g, columns, {group: [] for group in columns_per_group}, family)
 
 
 def add_models(
@@ -92,9 +110,9 @@ def add_models(
     checkpoint = lay.add(
         GROUP_MODELS,
         "CheckpointLoaderSimple",
-        widgets=[DEFAULT_CHECKPOINT],
+        widgets=[lay.family.checkpoint],
         outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
-        models=[CHECKPOINT_MODEL],
+        models=[lay.family.checkpoint_model],
     )
     loader = lay.add(
         GROUP_MODELS,
@@ -107,9 +125,9 @@ def add_models(
         ip_loader = lay.add(
             GROUP_MODELS,
             IPADAPTER_LOADER,
-            widgets=[DEFAULT_IPADAPTER],
+            widgets=[lay.family.ipadapter],
             outputs=[("ipadapter", IPADAPTER_TYPE)],
-            models=[IPADAPTER_MODEL],
+            models=[lay.family.ipadapter_model],
         )
     return checkpoint, loader, ip_loader
 
@@ -187,15 +205,23 @@ def add_source_and_mask(lay: Layout, with_mask_file: bool) -> tuple[int, int, in
 
 
 def add_refine(
-    lay: Layout, loader: int, source: int, region: int | None, instruction: str, embeds: bool
+    lay: Layout,
+    loader: int,
+    source: int,
+    region: int | None,
+    instruction: str,
+    embeds: bool,
+    style: str | None = None,
 ) -> int:
+    """The MIND-Edit node; ``style`` (refine node only) is its output style widget, appended after
+    the others as the node declares it (None: left at its default, as older workflows have it)."""
     g = lay.graph
     inputs = [("mllm", "MINDEDIT_MLLM"), ("image", "IMAGE")] + ([("mask", "MASK")] if region else [])
     outputs = REFINED_OUTPUTS + ([("pos_embeds", "EMBEDS"), ("neg_embeds", "EMBEDS")] if embeds else [])
     node = lay.add(
         GROUP_MINDEDIT,
         "MindEditRefineAndEmbed" if embeds else "MindEditRefineInstruction",
-        widgets=[instruction, 0, "fixed", 200, 384],
+        widgets=[instruction, 0, "fixed", 200, 384] + ([style] if style else []),
         tall=(0,),
         inputs=inputs,
         outputs=outputs + [("raw_answer", "STRING"), ("status", "STRING")],
@@ -212,7 +238,7 @@ def add_text_encoders(lay: Layout, checkpoint: int, refine: int) -> tuple[int, i
     encoders = []
     for slot, which in ((0, "positive"), (1, "negative")):
         enc = lay.add(
-            GROUP_EDIT,
+            lay.edit_group,
             "CLIPTextEncode",
             widgets=[""],
             tall=(0,),
@@ -262,9 +288,14 @@ def add_sampling(
 ) -> int:
     """Pad, encode (+ noise mask), sample, decode; returns the VAE Decode node."""
     g = lay.graph
-    pad = lay.add(GROUP_EDIT, "MindEditPadForVAE", inputs=[("image", "IMAGE")], outputs=[("image", "IMAGE")])
+    pad = lay.add(
+        lay.edit_group, "MindEditPadForVAE", inputs=[("image", "IMAGE")], outputs=[("image", "IMAGE")]
+    )
     encode = lay.add(
-        GROUP_EDIT, "VAEEncode", inputs=[("pixels", "IMAGE"), ("vae", "VAE")], outputs=[("LATENT", "LATENT")]
+        lay.edit_group,
+        "VAEEncode",
+        inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
+        outputs=[("LATENT", "LATENT")],
     )
     g.connect(source, 0, pad, "image")
     g.connect(pad, 0, encode, "pixels")
@@ -272,7 +303,7 @@ def add_sampling(
     latent = encode
     if soft:
         latent = lay.add(
-            GROUP_EDIT,
+            lay.edit_group,
             "SetLatentNoiseMask",
             inputs=[("samples", "LATENT"), ("mask", "MASK")],
             outputs=[("LATENT", "LATENT")],
@@ -280,7 +311,7 @@ def add_sampling(
         g.connect(encode, 0, latent, "samples")
         g.connect(soft, 0, latent, "mask")
     sampler = lay.add(
-        GROUP_EDIT,
+        lay.edit_group,
         "KSampler",
         1,
         widgets=[0, "randomize", 25, 7.0, "euler_ancestral", "normal", denoise],
@@ -297,7 +328,7 @@ def add_sampling(
     g.connect(cond[1], 0, sampler, "negative")
     g.connect(latent, 0, sampler, "latent_image")
     decode = lay.add(
-        GROUP_EDIT,
+        lay.edit_group,
         "VAEDecode",
         1,
         inputs=[("samples", "LATENT"), ("vae", "VAE")],

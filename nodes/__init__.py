@@ -11,13 +11,13 @@ from .model_folders import register_model_folders
 
 register_model_folders()
 
-from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine  # noqa: E402
+from . import canvas_nodes, ipadapter_nodes, mask_nodes, refine, remote_vlm  # noqa: E402
 from .mllm_loader import MindEditMLLMLoader  # noqa: E402
 from .node_spec import mappings  # noqa: E402
 
 # Every node is declared as data (nodes/node_spec.py): it carries its own id and display name.
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings([MindEditMLLMLoader])
-for _module in (refine, mask_nodes, canvas_nodes):
+for _module in (refine, remote_vlm, mask_nodes, canvas_nodes):
     _classes, _names = mappings(_module.NODE_CLASSES)
     NODE_CLASS_MAPPINGS.update(_classes)
     NODE_DISPLAY_NAME_MAPPINGS.update(_names)

@@ -1,4 +1,4 @@
-"""IP-Adapter nodes: load an SD1.5 IP-Adapter file, and apply it to a MODEL with `EMBEDS`.
+"""IP-Adapter nodes: load an SD1.5 or SDXL (ViT-H) IP-Adapter file, and apply it to a MODEL with `EMBEDS`.
 
 All logic lives in ``mindedit_core.ipadapter``. The adapter file list is ComfyUI's ``models/ipadapter``
 folder (`model_folders.IPADAPTER_FOLDER`, registered when ``nodes/__init__.py`` is imported; the folder
@@ -50,15 +50,18 @@ def comfy_attention(q, k, v, heads, extra_options=None):
         node_id="MindEditIPAdapterLoader",
         display_name="MIND-Edit IP-Adapter Loader",
         category=CATEGORY,
-        description="Loads an SD1.5 IP-Adapter (plain or plus) in any released layout.",
+        description=(
+            "Loads an IP-Adapter for the ViT-H image encoder (SD1.5 or SDXL; plain or plus) in any released layout."
+        ),
         function="load",
         inputs=(
             Input(
                 "ipadapter_file",
                 _adapter_files,
-                "An SD1.5 IP-Adapter in ComfyUI/models/ipadapter: ip-adapter_sd15 (plain, takes [B,1024] "
-                "embeds) or ip-adapter-plus_sd15 (plus, takes [B,257,1280]). Must match the kind of the "
-                "MIND-Edit vision head.",
+                "An IP-Adapter for the ViT-H encoder in ComfyUI/models/ipadapter, of the checkpoint's family. "
+                "SD1.5: ip-adapter_sd15 (plain, takes [B,1024] embeds) or ip-adapter-plus_sd15 (plus, takes "
+                "[B,257,1280]). SDXL: ip-adapter_sdxl_vit-h (plain) or ip-adapter-plus(-face)_sdxl_vit-h (plus); "
+                "not ip-adapter_sdxl (made for ViT-bigG). Must match the kind of the MIND-Edit vision head.",
             ),
         ),
         outputs=(
@@ -71,7 +74,7 @@ def comfy_attention(q, k, v, heads, extra_options=None):
     )
 )
 class MindEditIPAdapterLoader:
-    """Load an SD1.5 IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
+    """Load an SD1.5 or SDXL ViT-H IP-Adapter file (plain or plus; .bin or .safetensors) from models/ipadapter."""
 
     def load(self, ipadapter_file: str):
         path = folder_paths.get_full_path_or_raise(IPADAPTER_FOLDER, ipadapter_file)
@@ -84,12 +87,16 @@ class MindEditIPAdapterLoader:
         display_name="MIND-Edit Apply IP-Adapter (EMBEDS)",
         category=CATEGORY,
         description=(
-            "Applies an SD1.5 IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on all 16 cross-attention "
-            "layers, composing with other attention patches."
+            "Applies an IP-Adapter with EMBEDS (e.g. MIND-Edit's v_insight) on every cross-attention layer of "
+            "the model (16 in SD1.5, 70 in SDXL), composing with other attention patches."
         ),
         function="apply",
         inputs=(
-            Input("model", "MODEL", "The SD1.5 model to steer (any SD1.5 checkpoint)."),
+            Input(
+                "model",
+                "MODEL",
+                "The model to steer: any SD1.5 or SDXL checkpoint, of the same family as the IP-Adapter.",
+            ),
             Input("ipadapter", IPADAPTER_TYPE, "From MIND-Edit IP-Adapter Loader."),
             Input(
                 "pos_embed",

@@ -18,6 +18,7 @@ import torch
 
 from ..mindedit_core.mllm import GenerationInterrupted, PassOptions, PassRequest
 from ..mindedit_core.mllm.pass_cache import PassCache, PassOutcome, first_of_batch, pass_key
+from ..mindedit_core.prompt_styles import SD_TAGS
 from .comfy_mllm_patcher import MLLMHandle, load_for_use
 
 PASS_CACHE = PassCache()
@@ -50,7 +51,8 @@ def compute_pass(
     *,
     cache: PassCache = PASS_CACHE,
 ) -> PassOutcome:
-    """Run (or reuse) the one MLLM pass for these inputs.
+    """Run (or reuse) the one MLLM pass for these inputs. ``handle``: a local MLLM's `MLLMHandle` (put
+    on the compute device first) or a remote VLM's handle (`nodes.remote_vlm.RemoteHandle`).
 
     Cancel in ComfyUI stops generation between tokens (``should_stop`` reads ComfyUI's interrupt
     flag) and raises ComfyUI's own interrupt exception, so the queue reports "interrupted" and
@@ -62,16 +64,20 @@ def compute_pass(
     if cached is not None:
         return cached
 
-    load_for_use(handle)
+    if isinstance(handle, MLLMHandle):  # a remote VLM's handle has no weights to manage
+        load_for_use(handle)
     progress = _TokenProgress(options.max_new_tokens)
     with _RUN_LOCK:
         try:
-            # Without a vision head only the prompts can be made (the embed nodes refuse earlier).
+            # Without a vision head only the prompts can be made (the embed nodes refuse earlier). The
+            # head reads the hidden states of the SD-tag prompt it was trained on: another style's pass
+            # makes prompts only.
+            embed = handle.mllm.has_head and options.style == SD_TAGS.name
             request = PassRequest(
                 single,
                 instruction,
                 mask=single_mask,
-                outputs="both" if handle.mllm.has_head else "prompts",
+                outputs="both" if embed else "prompts",
                 options=options,
                 should_stop=comfy.model_management.processing_interrupted,
                 on_token=progress,
@@ -84,6 +90,8 @@ def compute_pass(
                 raise comfy.model_management.InterruptProcessingException() from exc
             raise
     progress.finish()
-    outcome = PassOutcome.from_result(result, handle.description, stored_negative=handle.mllm.negative_embeds)
+    outcome = PassOutcome.from_result(
+        result, handle.description, stored_negative=handle.mllm.negative_embeds, style=options.style
+    )
     cache.put(key, outcome)
     return replace(outcome, batch_note=note)

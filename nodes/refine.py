@@ -13,6 +13,7 @@ from ..mindedit_core.images import DEFAULT_MAX_SIDE as DEFAULT_MAX_IMAGE_SIDE
 from ..mindedit_core.instruction_checks import empty_instruction_problem, require_instruction
 from ..mindedit_core.mllm import DEFAULT_MAX_NEW_TOKENS, PassOptions, require_vision_head
 from ..mindedit_core.mllm.families.texts import image_tokens_hint
+from ..mindedit_core.prompt_styles import SD_TAGS, STYLE_NAMES
 from ..mindedit_core.prompting import MAX_INSTRUCTION_CHARS, bound_instruction
 from ..mindedit_core.source_checks import check_source_size, flat_source_warning
 from .comfy_mllm_patcher import MLLMHandle
@@ -25,7 +26,12 @@ SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 MLLM_INPUTS = (
-    Input("mllm", MLLM_TYPE, "The MLLM from 'MIND-Edit MLLM Loader'."),
+    Input(
+        "mllm",
+        MLLM_TYPE,
+        "The MLLM from 'MIND-Edit MLLM Loader', or (prompts only) a VLM your server serves, from 'MIND-Edit "
+        "Remote VLM (OpenAI-compatible)'.",
+    ),
     Input("image", "IMAGE", "The source image to edit (only the first image of a batch is read)."),
     Input(
         "instruction",
@@ -65,14 +71,29 @@ MLLM_INPUTS = (
 )
 
 
-def _spec(node_id: str, display_name: str, description: str, function: str, outputs) -> NodeSpec:
+# Added after the shared inputs (saved workflows append its value; older ones get the default).
+STYLE_INPUT = Input(
+    "style",
+    list(STYLE_NAMES),
+    "What the refined positive text is. 'sd_tags': comma-separated phrases for CLIP Text Encode "
+    "(SD1.5 / SDXL, the MIND-Edit method). 'edit_instruction': one imperative sentence saying what "
+    "changes, how it looks afterwards and what stays, for instruction editors (Qwen-Image-Edit, FLUX.1 "
+    "Kontext, FLUX.2). The negative prompt is the same in both. The status line names the style that ran.",
+    optional=True,
+    options={"default": SD_TAGS.name},
+)
+
+
+def _spec(
+    node_id: str, display_name: str, description: str, function: str, outputs, extra_inputs=()
+) -> NodeSpec:
     return NodeSpec(
         node_id=node_id,
         display_name=display_name,
         category=CATEGORY,
         description=description,
         function=function,
-        inputs=MLLM_INPUTS,
+        inputs=MLLM_INPUTS + tuple(extra_inputs),
         outputs=tuple(outputs),
     )
 
@@ -97,11 +118,16 @@ class _MLLMNode:
         return empty_instruction_problem(instruction) or True
 
 
-def _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask) -> PassOutcome:
+def _run(
+    mllm, image, instruction, seed, max_new_tokens, max_image_side, mask, style=SD_TAGS.name
+) -> PassOutcome:
     require_instruction(instruction)  # a linked one was not checked at queue time
     check_source_size(image, where="MIND-Edit (MLLM)")
     options = PassOptions(
-        seed=int(seed), max_new_tokens=int(max_new_tokens), max_image_side=int(max_image_side)
+        seed=int(seed),
+        max_new_tokens=int(max_new_tokens),
+        max_image_side=int(max_image_side),
+        style=style or SD_TAGS.name,
     )
     return compute_pass(mllm, image, mask, bound_instruction(instruction).text, options)
 
@@ -114,6 +140,12 @@ def status_of(outcome: PassOutcome, instruction: str, image: torch.Tensor) -> st
 
 
 POSITIVE = Output("positive", "STRING", "Refined positive prompt for Stable Diffusion.")
+REFINED_POSITIVE = Output(
+    "positive",
+    "STRING",
+    "The refined positive text: SD tag phrases for CLIP Text Encode, or (style 'edit_instruction') one "
+    "edit instruction for an instruction editor's text encoder.",
+)
 NEGATIVE = Output("negative", "STRING", "Refined negative prompt.")
 RAW_ANSWER = Output("raw_answer", "STRING", "The MLLM's answer before parsing (for inspection).")
 STATUS = Output(
@@ -139,16 +171,21 @@ NEG_EMBEDS = Output(
         "MIND-Edit Refine Instruction (-> prompts)",
         "Runs the MIND-Edit MLLM on the image and your instruction and outputs refined positive and "
         "negative prompts (connect them to CLIP Text Encode's 'text' input), the raw answer and a status "
-        "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint.",
+        "line that shows parser fallbacks. Works with any supported VLM and no MIND-Edit checkpoint, or "
+        "with a VLM your own server serves ('MIND-Edit Remote VLM (OpenAI-compatible)'). Style "
+        "'edit_instruction' writes one instruction for Qwen-Image-Edit / FLUX.1 Kontext instead of SD tags.",
         "refine",
-        (POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
+        (REFINED_POSITIVE, NEGATIVE, RAW_ANSWER, STATUS),
+        extra_inputs=(STYLE_INPUT,),
     )
 )
 class MindEditRefineInstruction(_MLLMNode):
-    """Vague instruction -> precise positive / negative prompts."""
+    """Vague instruction -> precise positive / negative prompts (or an edit instruction)."""
 
-    def refine(self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None):
-        outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask)
+    def refine(
+        self, mllm, image, instruction, seed, max_new_tokens, max_image_side, mask=None, style=SD_TAGS.name
+    ):
+        outcome = _run(mllm, image, instruction, seed, max_new_tokens, max_image_side, mask, style)
         return (outcome.positive, outcome.negative, outcome.raw, status_of(outcome, instruction, image))
 
 

@@ -95,3 +95,11 @@ def _assert_process_gone(pid: int) -> None:
         return
     # A zombie we reaped cannot exist (Popen.wait reaped it); anything alive here is a leak.
     raise AssertionError(f"ComfyUI server process {pid} is still alive after stop()")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_sites70(fixture_cache: Path) -> Path:
+    """The tiny SDXL checkpoint (SDXL's 70 attn2 sites, 320 wide; real text encoders: ~2.2 GiB, built once)."""
+    from devkit.fixtures.sdxl import tiny_sdxl_checkpoint
+
+    return tiny_sdxl_checkpoint(fixture_cache, "sites70", seed=0)

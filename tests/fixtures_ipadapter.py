@@ -4,7 +4,9 @@
   with real SD1.5 site widths (320/640/1280).
 - `ipadapter_sites16_files`: ``{kind: path}`` (safetensors) whose site widths match the tiny
   "sites16" SD1.5 checkpoint (320 everywhere), for ComfyUI runs.
-- `ipadapter_sdxl_file`, `not_an_ipadapter_file`: for the error tests.
+- `sdxl_ipadapter_tiny_files`: ``{kind: path}`` for the SDXL ViT-H kinds (plain, plus, plus-face), 70
+  sites as wide as the tiny SDXL checkpoint's (320), for ComfyUI runs.
+- `ipadapter_bigg_file` (the ViT-bigG ``ip-adapter_sdxl``), `not_an_ipadapter_file`: for the error tests.
 - `FakeModelPatcher`: `mindedit_core.ipadapter.comfy_contract.ComfyModelPatcher` without ComfyUI
   (clone deep-copies ``model_options``; replace keys are ``(block, id, index)``; keyed wrappers), so the
   patch logic is testable without starting ComfyUI. ``tests/test_ipadapter_contract.py`` runs it and
@@ -125,10 +127,17 @@ def ipadapter_sites16_files(fixture_cache: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def ipadapter_sdxl_file(fixture_cache: Path) -> Path:
-    from devkit.fixtures.ipadapter_files import sdxl_ipadapter_file
+def ipadapter_bigg_file(fixture_cache: Path) -> Path:
+    from devkit.fixtures.ipadapter_files import bigg_ipadapter_file
 
-    return sdxl_ipadapter_file(fixture_cache)
+    return bigg_ipadapter_file(fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def sdxl_ipadapter_tiny_files(fixture_cache: Path) -> dict[str, Path]:
+    from devkit.fixtures.ipadapter_files import SDXL_KINDS, sdxl_ipadapter_file
+
+    return {kind: sdxl_ipadapter_file(fixture_cache, kind) for kind in SDXL_KINDS}
 
 
 @pytest.fixture(scope="session")

@@ -135,3 +135,22 @@ def test_thumbnail_is_source_and_result_side_by_side(tmp_path):
     assert image.height == 64 and image.width == 64 + 8 + 64
     right = np.asarray(image.convert("RGB"))[:, -20:]
     assert right[..., 0].mean() > 200 and right[..., 1].mean() < 60
+
+
+def test_with_sdxl_models_the_demo_adds_the_sdxl_masked_run_and_links_both_families(tmp_path):
+    """`--sdxl` (tiny models): the SDXL masked workflow runs with the same head, its checkpoint and
+    IP-Adapter linked beside SD1.5's; without them no SDXL run is planned."""
+    import dataclasses
+
+    from devkit import build_workflows as wf
+
+    full = demo.configured_models(_models_dir(tmp_path / "full"))
+    assert wf.SDXL_MASKED_WORKFLOW not in {r.workflow for r in demo.demo_runs(full, "s", "m", "p", None)[0]}
+    ckpt, ipa = tmp_path / "sdxl.safetensors", tmp_path / "ip-adapter_sdxl_vit-h.safetensors"
+    with_sdxl = dataclasses.replace(full, sdxl_checkpoint=ckpt, sdxl_ipadapter=ipa)
+    runs, _ = demo.demo_runs(with_sdxl, "s", "m", "p", None)
+    (sdxl,) = [r for r in runs if r.workflow == wf.SDXL_MASKED_WORKFLOW]
+    assert sdxl.mask_name == "m"
+    linked = with_sdxl.comfy_models()
+    assert ckpt in linked["checkpoints"] and ipa in linked["ipadapter"] and len(linked["checkpoints"]) == 2
+    assert with_sdxl.for_family("sdxl") == (ckpt, ipa)

@@ -208,3 +208,29 @@ def test_a_refinement_that_falls_back_is_reported_loudly(tmp_path, sd15_diffuser
     report = build_report([run], tmp_path / "report").read_text()
     assert "> **WARNING: 3 of 3 items of `refined_only [synthetic fixture]` fell back to the raw" in report
     assert "**3 / 3 ⚠**" in report and "| **#1** (ours, measured" in report  # a Table 2 row, flagged
+
+
+def test_table2_command_runs_on_an_sdxl_base_with_the_same_heads(
+    three_checkpoints, training_inputs, eval_humanedit_dir, fixture_cache, tmp_path
+):
+    """The same three checkpoints (the same v_insight) with an SDXL base: the SDXL pipelines and the
+    SDXL ViT-H adapter, six rows, one item each."""
+    from devkit.fixtures.sdxl_diffusers import build_sdxl_diffusers, build_sdxl_ipadapter
+
+    out = tmp_path / "table2-sdxl"
+    args = [
+        "table2", "--data", str(eval_humanedit_dir), "--format", "humanedit", "--limit", "1",
+        "--sd-model", str(build_sdxl_diffusers(fixture_cache)),
+        "--ipadapter", str(build_sdxl_ipadapter(fixture_cache, kind="plain")),
+        "--mllm", str(training_inputs["model"]), "--preset", "quick", "--steps", "2", "--resolution", "64",
+        "--max-new-tokens", "8", "--device", "cpu", "--metrics", "psnr", "--no-progress",
+        "--joint", str(three_checkpoints["joint"]), "--text-only", str(three_checkpoints["text_only"]),
+        "--head-only", str(three_checkpoints["head_only"]), "--out", str(out),
+        "--allow-split-overlap",  # the tiny checkpoints trained on every record (as in the SD1.5 test)
+    ]  # fmt: skip
+    assert main(args) == 0
+    for folder in ("exp2", "exp6"):  # rows whose v_insight reaches the SDXL IP-Adapter
+        info = json.loads((out / folder / "run.json").read_text())
+        assert "StableDiffusionXLImg2ImgPipeline" in json.dumps(info), folder
+        (item,) = read_manifest(out / folder).values()
+        assert item["image_embed"] == "insight"

@@ -19,11 +19,14 @@ _unique = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def ipa_names(comfyui_server, ipadapter_sites16_files, ipadapter_sdxl_file) -> dict[str, str]:
+def ipa_names(
+    comfyui_server, ipadapter_sites16_files, ipadapter_bigg_file, sdxl_ipadapter_tiny_files
+) -> dict[str, str]:
     names = {
         kind: comfyui_server.add_model("ipadapter", path) for kind, path in ipadapter_sites16_files.items()
     }
-    names["sdxl"] = comfyui_server.add_model("ipadapter", ipadapter_sdxl_file)
+    names["bigg"] = comfyui_server.add_model("ipadapter", ipadapter_bigg_file)
+    names["sdxl"] = comfyui_server.add_model("ipadapter", sdxl_ipadapter_tiny_files["plain"])
     return names
 
 
@@ -239,21 +242,30 @@ def test_2tuple_patch_composes_with_ours_in_either_order(
 
 
 @pytest.mark.parametrize(
-    ("adapter", "embeds_kind", "needles"),
+    ("adapter", "embeds_kind", "node", "needles"),
     [
-        ("sdxl", "plain", ["SDXL", "ip-adapter_sdxl"]),
-        ("plain", "plus", ["[1,257,1280]", "expects plain [B,1024]"]),
+        (
+            "sdxl",
+            "plain",
+            "MindEditApplyIPAdapter",
+            ["SDXL adapter", "SD1.5-family checkpoint", "ip-adapter_sd15"],
+        ),
+        (
+            "bigg",
+            "plain",
+            "MindEditIPAdapterLoader",
+            ["ip-adapter_sdxl-tiny", "ViT-bigG", "ip-adapter_sdxl_vit-h"],
+        ),
+        ("plain", "plus", "MindEditApplyIPAdapter", ["[1,257,1280]", "expects plain [B,1024]"]),
     ],
 )
 def test_mismatch_errors_reach_the_user(
-    comfyui_server, tiny_sd15_sites16, ipa_names, adapter, embeds_kind, needles
+    comfyui_server, tiny_sd15_sites16, ipa_names, adapter, embeds_kind, node, needles
 ):
     graph, _ = _graph(tiny_sd15_sites16.name, adapter=ipa_names[adapter], embeds_kind=embeds_kind)
-    if adapter == "sdxl":
-        graph["emb"]["inputs"]["kind"] = "plain"
     result = comfyui_server.client.run(graph, timeout=120)
     assert not result.ok and result.error is not None
-    assert result.error.node_type == "MindEditApplyIPAdapter"
+    assert result.error.node_type == node
     for needle in needles:
         assert needle in result.error.exception_message
 

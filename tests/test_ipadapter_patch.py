@@ -12,6 +12,7 @@ from fixtures_ipadapter import FakeModelPatcher
 from mindedit_core.embeds import EmbedShapeError, unconditional_embeds
 from mindedit_core.ipadapter import (
     SD15_SITES,
+    SITES_BY_FAMILY,
     IPAdapterModelMismatch,
     MindEditAttn2Patch,
     apply_ipadapter,
@@ -211,23 +212,34 @@ def test_wrong_embeds_are_refused_before_patching(plain):
         apply_ipadapter(FakeModelPatcher(), plain, torch.zeros(1, 257, 1280))
 
 
-def test_sdxl_adapter_is_refused(ipadapter_sdxl_file):
-    sdxl = load_ipadapter(ipadapter_sdxl_file)
-    with pytest.raises(IPAdapterModelMismatch, match="SDXL") as err:
-        apply_ipadapter(FakeModelPatcher(), sdxl, torch.zeros(1, 1280))
-    assert ipadapter_sdxl_file.name in str(err.value)
+def test_sdxl_adapter_on_an_sd15_unet_is_refused_naming_both(sdxl_ipadapter_tiny_files):
+    sdxl = load_ipadapter(sdxl_ipadapter_tiny_files["plain"])
+    with pytest.raises(IPAdapterModelMismatch) as err:
+        apply_ipadapter(FakeModelPatcher(_fake_unet(320)), sdxl, torch.zeros(1, 1024))
+    message = str(err.value)
+    assert sdxl_ipadapter_tiny_files["plain"].name in message
+    assert "SDXL adapter (2048-wide image tokens)" in message and "SD1.5-family checkpoint" in message
+    assert "ip-adapter_sd15" in message
 
 
-def _fake_unet(width: int, context: int = 768):
-    def block():
-        attn2 = SimpleNamespace(to_k=torch.nn.Linear(context, width, bias=False))
-        return [SimpleNamespace(), SimpleNamespace(transformer_blocks=[SimpleNamespace(attn2=attn2)])]
+def _fake_unet(width: int, context: int = 768, family: str = "sd15", drop: tuple = ()):
+    """A duck-typed LDM UNet with attn2 layers where the family's UNet has them (minus ``drop``)."""
+    layers: dict[tuple[str, int], int] = {}
+    for site in SITES_BY_FAMILY[family]:
+        if site.comfy_key not in drop:
+            layers[site.comfy_key[:2]] = layers.get(site.comfy_key[:2], 0) + 1
+
+    def block(kind, number):
+        n = layers.get((kind, number), 0)
+        attn2s = [SimpleNamespace(to_k=torch.nn.Linear(context, width, bias=False)) for _ in range(n)]
+        blocks = [SimpleNamespace(attn2=attn2) for attn2 in attn2s]
+        return [SimpleNamespace()] + ([SimpleNamespace(transformer_blocks=blocks)] if n else [])
 
     return SimpleNamespace(
         diffusion_model=SimpleNamespace(
-            input_blocks=[block() for _ in range(12)],
-            output_blocks=[block() for _ in range(12)],
-            middle_block=block(),
+            input_blocks=[block("input", i) for i in range(12)],
+            output_blocks=[block("output", i) for i in range(12)],
+            middle_block=block("middle", 0),
         )
     )
 
@@ -239,13 +251,31 @@ def test_site_width_mismatch_names_site_and_widths(loaded_ipadapters):
 
 
 def test_context_mismatch_is_explained(plain):
-    with pytest.raises(IPAdapterModelMismatch, match="1024-wide context"):
+    with pytest.raises(IPAdapterModelMismatch, match="1024-wide cross-attention context"):
         apply_ipadapter(FakeModelPatcher(_fake_unet(320, context=1024)), plain, _embeds())
 
 
 def test_matching_model_passes_check(plain):
     patched = apply_ipadapter(FakeModelPatcher(_fake_unet(320)), plain, _embeds())
     assert len(patched.attn2_patches()) == 16
+
+
+def test_unet_with_some_family_sites_is_patched_where_they_are(plain, caplog):
+    dropped = (("input", 1, 0), ("output", 11, 0))
+    patched = apply_ipadapter(FakeModelPatcher(_fake_unet(320, drop=dropped)), plain, _embeds())
+    patches = patched.attn2_patches()
+    assert set(patches) == {s.comfy_key for s in SD15_SITES} - set(dropped)
+    assert {p.site.adapter_number for p in patches.values()} == set(range(3, 32, 2)) - {29}
+    assert "2 of 16 SD1.5 sites" in caplog.text
+
+
+def test_unknown_unet_layout_is_named(plain):
+    unet = _fake_unet(320)
+    unet.diffusion_model.input_blocks[3] = unet.diffusion_model.input_blocks[1]  # an extra site
+    with pytest.raises(IPAdapterModelMismatch) as err:
+        apply_ipadapter(FakeModelPatcher(unet), plain, _embeds())
+    message = str(err.value)
+    assert "unknown layout" in message and "input 3 x1" in message and "has 17" in message
 
 
 # -- composition with a replacement installed later on the site's 2-tuple key (IPAdapter_plus's keys) --

@@ -71,10 +71,14 @@ def test_projection_shapes_and_finite(loaded_ipadapters):
     assert not torch.allclose(tokens[0], tokens[1])
 
 
-def test_sdxl_adapter_is_detected(ipadapter_sdxl_file):
-    adapter = load_ipadapter(ipadapter_sdxl_file)
-    assert adapter.family == "sdxl" and adapter.info.context_dim == 2048
-    assert adapter.sites == []  # no SD1.5 site mapping for it
+def test_bigg_sdxl_adapter_is_refused_naming_file_encoder_and_the_vit_h_file(ipadapter_bigg_file):
+    """ip-adapter_sdxl reads ViT-bigG's 1280-wide image_embeds: no MIND-Edit head makes those."""
+    with pytest.raises(IPAdapterFileError) as err:
+        load_ipadapter(ipadapter_bigg_file)
+    message = str(err.value)
+    assert ipadapter_bigg_file.name in message
+    assert "ViT-bigG/14" in message and "1280-wide image_embeds" in message
+    assert "ip-adapter_sdxl_vit-h.safetensors instead" in message
 
 
 def test_not_an_adapter_names_the_file_and_the_fix(not_an_ipadapter_file):

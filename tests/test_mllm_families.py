@@ -197,14 +197,25 @@ def test_a_layer_generate_computes_for_one_position_only_is_refused(tiny_gemma4_
 
 
 def test_zero_shot_refinement_falls_back_visibly(family_dir, comfy_image):
-    """No MIND-Edit training, no head: the base model refines; its gibberish answer must fall back
-    to the instruction with a warning (never an empty or silently wrong prompt)."""
-    _, folder = family_dir
+    """No MIND-Edit training, no head: the base model refines in both output styles; its gibberish
+    answer must fall back to the instruction with a warning naming the style's field (never an empty
+    or silently wrong prompt), and each style's own prompt is what reached the model."""
+    from mindedit_core.prompt_styles import EDIT_INSTRUCTION, SD_TAGS
+
+    model_type, folder = family_dir
     base = load_mllm(folder, device="cpu", dtype="float32")
     assert not base.has_head
-    refined = base.refine(comfy_image, INSTRUCTION, max_new_tokens=8)
-    assert not refined.parsed and refined.positive == INSTRUCTION
-    assert refined.warning and "fell back" in refined.warning
+    prompt_tokens = {}
+    for style in (SD_TAGS, EDIT_INSTRUCTION):
+        system = FAMILIES[model_type].messages(INSTRUCTION, with_mask=False, style=style.name)[0]
+        assert system["content"][0]["text"] == style.system_prompt
+        result = base.refine_full(comfy_image, INSTRUCTION, max_new_tokens=8, style=style.name)
+        refined = result.refined
+        assert not refined.parsed and refined.positive == INSTRUCTION
+        assert refined.warning and "fell back" in refined.warning
+        assert f"no {style.positive_key} was found" in refined.warning
+        prompt_tokens[style.name] = result.prompt_tokens
+    assert prompt_tokens[SD_TAGS.name] != prompt_tokens[EDIT_INSTRUCTION.name]
 
 
 def _image_tokens(mllm, image, side: int) -> int:

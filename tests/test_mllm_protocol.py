@@ -144,3 +144,12 @@ def test_first_of_batch_reads_one_image_and_drops_an_empty_mask():
     assert mask is None and "batch of 3 images" in note
     _, mask, note = first_of_batch(batch[0], torch.ones(8, 8))
     assert mask.shape == (1, 8, 8) and note is None
+
+
+def test_the_remote_backend_satisfies_the_one_protocol():
+    from mindedit_core.remote.vlm import RemoteVLM
+
+    remote = RemoteVLM("http://127.0.0.1:11434/v1", "qwen2.5vl:7b")
+    assert isinstance(remote, MindEditMLLMLike) and remote.torch_modules() == {}
+    assert list(inspect.signature(remote.run).parameters) == ["request"]
+    assert isinstance(remote.default_options, PassOptions)

@@ -449,7 +449,9 @@ def test_widget_order_is_frozen(pack):
             "max_new_tokens",
             "max_image_side",
         ]
-        assert list(spec["optional"]) == ["mask"]
+        # Added inputs go after the existing ones (the refine node's output style, issue 22).
+        extra = ["style"] if cls is refine.MindEditRefineInstruction else []
+        assert list(spec["optional"]) == ["mask", *extra]
         seed = spec["required"]["seed"][1]
         assert seed["default"] == 0 and seed["control_after_generate"] == "fixed"
         assert spec["required"]["max_image_side"][1]["default"] == 384

@@ -4,7 +4,7 @@ caches and checkpoints written before versions carried fingerprints keep loading
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
@@ -23,19 +23,27 @@ from training.refine_cache import CacheEntry, RefineCache, load_refined
 
 
 def _edited_prompting(tmp_path: Path, old: str, new: str):
-    """prompting.py with one wording changed, imported as its own module (a fresh process would see it so)."""
-    source = Path(prompting.__file__).read_text(encoding="utf-8")
-    assert old in source
-    path = tmp_path / "prompting_edited.py"
-    path.write_text(source.replace(old, new, 1), encoding="utf-8")
-    name = f"mindedit_core.prompting_edited_{abs(hash(new))}"  # inside the package: relative imports work
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
+    """prompting.py with one wording changed (in it or in the style texts it imports), imported as its
+    own package (a fresh process would see it so)."""
+    sources = {
+        name: (Path(prompting.__file__).parent / name).read_text(encoding="utf-8")
+        for name in ("prompting.py", "prompt_styles.py", "instruction_checks.py")
+    }
+    holders = [name for name, text in sources.items() if old in text]
+    assert holders, old
+    package = f"prompting_edited_{abs(hash(new))}"
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    for name, text in sources.items():
+        (folder / name).write_text(
+            text.replace(old, new, 1) if name == holders[0] else text, encoding="utf-8"
+        )
+    sys.path.insert(0, str(tmp_path))
     try:
-        spec.loader.exec_module(module)
+        module = importlib.import_module(f"{package}.prompting")
     finally:
-        del sys.modules[name]
+        sys.path.remove(str(tmp_path))
     return module
 
 
@@ -56,8 +64,8 @@ def test_the_recorded_version_is_derived_from_the_text():
     [
         ("You turn a short, vague image-editing request", "You rewrite a short, vague image-editing request"),
         ('MASK_OUTLINE_COLOR_NAME = "magenta"', 'MASK_OUTLINE_COLOR_NAME = "cyan"'),
-        ("Write the two lines: optimized_prompt", "Now write the two lines: optimized_prompt"),
-        ('optimized_prompt: "{_flatten(positive)}"', 'optimized_prompt = "{_flatten(positive)}"'),
+        ("Write the two lines: {self.positive_key}", "Now write the two lines: {self.positive_key}"),
+        ('{key}: "{_flatten(positive)}"', '{key} = "{_flatten(positive)}"'),
     ],
     ids=["system", "mask_text", "request", "answer_format"],
 )
@@ -82,7 +90,8 @@ def test_a_changed_prompt_never_reuses_old_refine_caches(tmp_path, monkeypatch, 
     assert done == 3 and len(load_refined(cache_path, prompt_version=PROMPT_VERSION)) == 3
 
     edited = _edited_prompting(tmp_path, "3. Brevity: key nouns", "3. Brevity: only key nouns")
-    monkeypatch.setattr(refine_data, "PROMPT_VERSION", edited.PROMPT_VERSION)  # the pack after the edit
+    # the pack after the edit
+    monkeypatch.setattr(refine_data, "prompt_version", lambda **_: edited.PROMPT_VERSION)
     jobs, done, _ = refine_data.plan_jobs(
         records, RefineCache(cache_path), model="m", use_mask=False, max_side=384
     )

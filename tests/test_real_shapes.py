@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from devkit.fixtures import real_shapes as rs
-from mindedit_core.ipadapter import SD15_SITES, apply_ipadapter, load_ipadapter
+from mindedit_core.ipadapter import SD15_SITES, SDXL_SITES, apply_ipadapter, load_ipadapter
 from mindedit_core.vision_head import default_layer
 
 
@@ -37,7 +37,7 @@ def real_shapes_opt_in(request):
 def test_real_sd15_layout_has_sd15s_exact_unet_and_site_widths():
     assert rs.real_sd15_unet_params() == rs.REAL_SD15_UNET_PARAMS
     by_key = {(s.block, s.index, s.transformer_index): s.width for s in rs.real_sd15_sites()}
-    assert by_key == {site.comfy_key: site.sd15_width for site in SD15_SITES}
+    assert by_key == {site.comfy_key: site.width for site in SD15_SITES}
     assert sorted(set(by_key.values())) == [320, 640, 1280]
 
 
@@ -46,7 +46,7 @@ def test_real_ipadapter_sections_have_real_widths(fixture_cache):
 
     sections = ipadapter_sections("plain")
     widths = [sections["ip_adapter"][site.k_name].shape[0] for site in SD15_SITES]
-    assert widths == [site.sd15_width for site in SD15_SITES]
+    assert widths == [site.width for site in SD15_SITES]
 
 
 @pytest.mark.parametrize(
@@ -158,13 +158,13 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
         widths[key] = width
         assert patch.site.comfy_key == key
         k_pos = patch.prepared.site_kv[patch.site.adapter_number][0]
-        assert k_pos.shape[-1] == width == patch.site.sd15_width
+        assert k_pos.shape[-1] == width == patch.site.width
         q = torch.randn(2, 16, width)
         kv = torch.randn(2, 77, width)
         extra = {"n_heads": 8, "cond_or_uncond": [1, 0], "sigmas": torch.tensor([5.0, 5.0])}
         out = patch(q, kv, kv, extra)
         assert out.shape == q.shape and torch.isfinite(out).all()
-    assert sorted(widths.values()) == sorted(site.sd15_width for site in SD15_SITES)
+    assert sorted(widths.values()) == sorted(site.width for site in SD15_SITES)
 
     gen = torch.Generator().manual_seed(1)
     cond = [[torch.randn(1, 77, 768, generator=gen), {}]]
@@ -189,6 +189,51 @@ def test_real_sd15_in_comfyui_patches_all_16_sites_at_their_widths(comfy_real_mo
     plain_out, patched_out = sample(model), sample(patched)
     assert torch.isfinite(patched_out).all()
     assert not torch.allclose(plain_out, patched_out)  # the image attention changed the result
+
+
+def test_real_sdxl_layout_is_sdxl_base_with_its_70_sites():
+    from devkit.fixtures.sdxl import REAL_SDXL_UNET_PARAMS, unet_layout, unet_params
+
+    assert unet_params("real") == REAL_SDXL_UNET_PARAMS
+    sites = {}
+    for key, shape in unet_layout("real"):
+        if key.endswith(".attn2.to_k.weight"):
+            parts = key.split(".")
+            kind = parts[0].split("_")[0]
+            block = 0 if kind == "middle" else int(parts[1])
+            sites[(kind, block, int(parts[parts.index("transformer_blocks") + 1]))] = shape
+    assert sites == {site.comfy_key: (site.width, 2048) for site in SDXL_SITES}
+
+
+@pytest.mark.parametrize("kind", ["plain", "plus"])
+@pytest.mark.usefixtures("real_shapes_opt_in", "one_torch_thread")
+@pytest.mark.slow
+@pytest.mark.real_shapes
+def test_real_sdxl_on_meta_in_comfyui_patches_all_70_sites_at_their_widths(fixture_cache, kind):
+    """ComfyUI detects SDXL base's real layout, builds its UNet (meta device: 2.57 B params, no
+    memory); real-width adapters patch 70/70 sites, each patch runs at its site's width."""
+    from helpers_nodes import import_comfy
+
+    import_comfy()
+    model = rs.real_sdxl_model_on_meta()
+    assert type(model.model.model_config).__name__ == "SDXL"
+    unet = model.model.diffusion_model
+    assert sum(p.numel() for p in unet.parameters()) == rs.REAL_SDXL_UNET_PARAMS
+    adapter = load_ipadapter(rs.real_sdxl_ipadapter_file(fixture_cache, kind))
+    embeds = torch.randn(1, *adapter.embed_spec.sample_shape, generator=torch.Generator().manual_seed(0))
+    patched = apply_ipadapter(model, adapter, embeds, weight=1.0)
+    patches = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
+    assert set(patches) == {site.comfy_key for site in SDXL_SITES}
+    for key, patch in patches.items():
+        width = _attn2(unet, key).to_q.weight.shape[0]
+        assert patch.site.width == width and patch.site.comfy_key == key
+        assert patch.prepared.site_kv[patch.site.adapter_number][0].shape[-1] == width
+        q = torch.randn(2, 16, width)
+        kv = torch.randn(2, 77, width)
+        extra = {"n_heads": width // 64, "cond_or_uncond": [1, 0], "sigmas": torch.tensor([5.0, 5.0])}
+        out = patch(q, kv, kv, extra)
+        assert out.shape == q.shape and torch.isfinite(out).all()
+    assert sorted(p.site.width for p in patches.values()) == sorted(s.width for s in SDXL_SITES)
 
 
 @pytest.mark.parametrize(("width", "tokens", "image_tokens"), [(320, 256, 4), (640, 64, 16), (1280, 16, 16)])

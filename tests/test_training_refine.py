@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mindedit_core.prompting import PROMPT_VERSION, format_refinement
-from training.chat_client import ChatClient, ChatRequestError
+from mindedit_core.remote.chat_client import ChatClient, ChatRequestError
 from training.refine_cache import RefineCache, attach_refined, load_refined
 from training.refine_data import http_answer_fn, main, run_refinement
 
@@ -119,6 +119,41 @@ def test_failed_requests_are_recorded_and_retried_next_run(fake_chat_server, hum
     )
     assert counts["ok"] == 2 and set(load_refined(cache_path)) == {r.id for r in records}
     assert counts["resent"] == 0  # failed requests are retries, not requests lost in flight
+
+
+def test_refine_data_targets_the_edit_instruction_style(fake_chat_server, humanedit_records, tmp_path):
+    """--style edit_instruction: the instruction style's prompt is sent, answers parse in that style,
+    and the cache records its version, so the two styles' targets never mix."""
+    from mindedit_core.prompt_styles import EDIT_INSTRUCTION
+
+    def answer(text, n):
+        spot = text.split("near spot ")[1].split(".")[0]
+        return 200, format_refinement(
+            f"Paint square {spot} red; keep the rest unchanged", "blue square", style=EDIT_INSTRUCTION
+        )
+
+    server = fake_chat_server(answer)
+    client = ChatClient(server.base_url, "m", sleep=lambda s: None)
+    path = tmp_path / "instructions.jsonl"
+    records = list(humanedit_records[:2])
+    counts = run_refinement(
+        records,
+        RefineCache(path),
+        http_answer_fn(client, "edit_instruction"),
+        model="m",
+        progress=False,
+        style="edit_instruction",
+    )
+    assert counts["ok"] == 2
+    assert server.requests[0]["body"]["messages"][0]["content"] == EDIT_INSTRUCTION.system_prompt
+    assert "edit_instruction and negative_prompt" in server.requests[0]["text"]
+    refined = load_refined(path, prompt_version=EDIT_INSTRUCTION.version)
+    assert len(refined) == 2
+    assert all(p.startswith("Paint square") and n == "blue square" for p, n in refined.values())
+    assert load_refined(path, prompt_version=PROMPT_VERSION) == {}, "SD-style training never reads them"
+    # The same records in the SD style are other requests (another prompt version in the key).
+    again = run_refinement(records, RefineCache(path), http_answer_fn(client), model="m", progress=False)
+    assert again["cached"] == 0
 
 
 def test_truncated_last_line_is_skipped_and_repaired(tmp_path, humanedit_records, fake_chat_server):

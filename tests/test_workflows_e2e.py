@@ -124,7 +124,7 @@ def test_workflows_are_served_as_templates(e2e):
         assert served == json.loads((wf.WORKFLOWS_DIR / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+@pytest.mark.parametrize("name", sorted(wf.SD_WORKFLOWS))  # editors: tests/test_editor_workflows_comfyui.py
 def test_shipped_workflow_agrees_with_object_info(e2e, name):
     """What the frontend checks on load: node types exist, each widget has a value, link types match."""
     from devkit.workflow_api import widget_slots
@@ -161,7 +161,7 @@ def test_shipped_workflow_agrees_with_object_info(e2e, name):
         )
 
 
-@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+@pytest.mark.parametrize("name", sorted(wf.SD_WORKFLOWS))
 def test_the_frontend_never_grows_a_node_of_a_shipped_workflow(e2e, name):
     """On load the frontend resizes each node to at least its computeSize(); every stored size is
     already that big, so the static no-overlap check (test_workflows_static.py) holds once loaded."""
@@ -178,7 +178,7 @@ def test_the_frontend_never_grows_a_node_of_a_shipped_workflow(e2e, name):
         )
 
 
-@pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
+@pytest.mark.parametrize("name", sorted(wf.SD_WORKFLOWS))
 def test_each_loaders_model_directory_is_the_folder_its_dropdown_lists(e2e, name):
     """The frontend's missing-model dialog downloads into `directory`: what the node lists lives there."""
     from devkit.workflow_api import widget_slots

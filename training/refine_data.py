@@ -1,8 +1,11 @@
-"""Data construction: fill the refined-prompt targets (``optimized_prompt`` / ``negative_prompt``).
+"""Data construction: fill the refined-prompt targets (``optimized_prompt`` / ``negative_prompt``,
+or ``edit_instruction`` / ``negative_prompt`` with ``--style edit_instruction``).
 
 Every record's source image (mask outlined when used) and instruction are sent with the shared
-refinement prompt (`mindedit_core.prompting`) to an OpenAI-compatible endpoint (the method used
-GPT-4o), or to a local MLLM through the core loader. Answers go through the core parser
+refinement prompt of the chosen style (`mindedit_core.prompting`, `mindedit_core.prompt_styles`) to
+an OpenAI-compatible endpoint through the pack's one chat client (`mindedit_core.remote.chat_client`;
+the method used GPT-4o), or to a local MLLM through the core loader. The cache records the style's
+prompt version, so the two styles' answers never mix. Answers go through the core parser
 (`parse_refinement`) and land in an append-only JSONL cache (`training.refine_cache`): a killed run
 resumes where it stopped, never repeating an answered request; only the requests in flight at the
 kill (at most ``--concurrency``; their answers never arrived) are sent again, and the resumed run
@@ -11,6 +14,9 @@ prints how many. Failures and unparseable answers are recorded, not dropped, and
     export OPENAI_API_KEY=...
     python -m training.refine_data --format humanedit --data /data/HumanEdit \\
         --out runs/refined.jsonl --base-url https://api.openai.com/v1 --model gpt-4o --concurrency 8
+
+    python -m training.refine_data --format humanedit --data /data/HumanEdit --style edit_instruction \\
+        --out runs/instructions.jsonl --base-url http://127.0.0.1:11434/v1 --model qwen2.5vl:7b
 
     python -m training.refine_data --format jsonl --data my_edits/ --out refined.jsonl \\
         --local-mllm /models/llava-onevision-qwen2-7b-ov-hf
@@ -31,15 +37,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from mindedit_core.prompting import (
-    PROMPT_VERSION,
-    SYSTEM_PROMPT,
-    RefinedPrompt,
-    parse_refinement,
-    refinement_request_text,
-)
+from mindedit_core.prompt_styles import SD_TAGS, STYLE_NAMES, PromptStyle, style_named
+from mindedit_core.prompting import RefinedPrompt, build_messages, parse_refinement, prompt_version
+from mindedit_core.remote.chat_client import ChatClient, ChatRequestError, openai_messages
 
-from .chat_client import ChatClient, ChatRequestError, refinement_messages
 from .cli_errors import add_verbose_flag, run_command
 from .data.record import EditRecord, image_bytes
 from .mllm_inputs import record_image
@@ -78,11 +79,18 @@ class RefineJob:
 AnswerFn = Callable[[EditRecord, "object", bool], tuple[str, int]]
 
 
-def job_key(record: EditRecord, *, model: str, use_mask: bool, max_side: int | None) -> str:
+def job_key(
+    record: EditRecord,
+    *,
+    model: str,
+    use_mask: bool,
+    max_side: int | None,
+    style: PromptStyle | str | None = None,
+) -> str:
     mask = image_bytes(record.mask) if (use_mask and record.mask is not None) else None
     return request_key(
         model=model,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=prompt_version(style=style),
         record_id=record.id,
         instruction=record.instruction,
         image=image_bytes(record.source),
@@ -92,14 +100,20 @@ def job_key(record: EditRecord, *, model: str, use_mask: bool, max_side: int | N
 
 
 def plan_jobs(
-    records: Sequence[EditRecord], cache: RefineCache, *, model: str, use_mask: bool, max_side: int | None
+    records: Sequence[EditRecord],
+    cache: RefineCache,
+    *,
+    model: str,
+    use_mask: bool,
+    max_side: int | None,
+    style: PromptStyle | str | None = None,
 ) -> tuple[list[RefineJob], int, int]:
     """The requests still to make (in record order), how many the cache already answers, and how many
     of the requests to make were in flight when a previous run was killed (they are sent again)."""
     jobs, done, resent = [], 0, 0
     for index in range(len(records)):
         record = records[index]
-        key = job_key(record, model=model, use_mask=use_mask, max_side=max_side)
+        key = job_key(record, model=model, use_mask=use_mask, max_side=max_side, style=style)
         if cache.answered(key):
             done += 1
         else:
@@ -108,12 +122,12 @@ def plan_jobs(
     return jobs, done, resent
 
 
-def _entry(job: RefineJob, model: str, **fields) -> CacheEntry:
+def _entry(job: RefineJob, model: str, style: PromptStyle, **fields) -> CacheEntry:
     return CacheEntry(
         key=job.key,
         id=job.record_id,
         model=model,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=prompt_version(style=style),
         instruction=job.instruction,
         **fields,
     )
@@ -126,21 +140,23 @@ def _run_one(
     model: str,
     max_side: int | None,
     cache: RefineCache,
+    style: PromptStyle,
 ) -> CacheEntry:
     try:
         record = records[job.index]
         image, with_mask = record_image(record, use_mask=job.use_mask, max_side=max_side)
-        cache.append(_entry(job, model, status=STATUS_SENT))  # a kill from here on re-sends this one
+        cache.append(_entry(job, model, style, status=STATUS_SENT))  # a kill from here on re-sends this one
         raw, attempts = answer_fn(record, image, with_mask)
     except ChatRequestError as exc:
-        return _entry(job, model, status=STATUS_ERROR, error=str(exc))
+        return _entry(job, model, style, status=STATUS_ERROR, error=str(exc))
     except Exception as exc:  # a bad image or a local-model failure: record it, keep going
-        return _entry(job, model, status=STATUS_ERROR, error=f"{type(exc).__name__}: {exc}")
-    refined: RefinedPrompt = parse_refinement(raw, job.instruction)
+        return _entry(job, model, style, status=STATUS_ERROR, error=f"{type(exc).__name__}: {exc}")
+    refined: RefinedPrompt = parse_refinement(raw, job.instruction, style=style)
     status = STATUS_OK if refined.parsed else STATUS_UNPARSED
     return _entry(
         job,
         model,
+        style,
         status=status,
         positive=refined.positive if refined.parsed else "",
         negative=refined.negative if refined.parsed else "",
@@ -160,13 +176,18 @@ def run_refinement(
     use_mask: bool = True,
     max_side: int | None = DEFAULT_MAX_SIDE,
     progress: bool = True,
+    style: PromptStyle | str | None = None,
 ) -> dict[str, int]:
-    """Answer every record not yet in ``cache``, at most ``concurrency`` requests at a time.
+    """Answer every record not yet in ``cache``, at most ``concurrency`` requests at a time, parsing the
+    answers in ``style`` (the one ``answer_fn`` asks for; default SD tags).
 
     Returns counts: ``cached`` (skipped), ``resent`` (in flight when a previous run was killed, sent
     again), ``ok``, ``unparsed``, ``error`` for this run.
     """
-    jobs, cached, resent = plan_jobs(records, cache, model=model, use_mask=use_mask, max_side=max_side)
+    chosen = style_named(style)
+    jobs, cached, resent = plan_jobs(
+        records, cache, model=model, use_mask=use_mask, max_side=max_side, style=chosen
+    )
     if resent:
         log.warning(
             "Resuming: %d request(s) were in flight when the previous run stopped; their answers never "
@@ -180,7 +201,7 @@ def run_refinement(
         # Submit lazily: a kill then re-sends at most `concurrency` in-flight requests, none answered.
         running = set()
         for job in pending:
-            running.add(pool.submit(_run_one, job, records, answer_fn, model, max_side, cache))
+            running.add(pool.submit(_run_one, job, records, answer_fn, model, max_side, cache, chosen))
             if len(running) >= concurrency:
                 break
         while running:
@@ -196,7 +217,9 @@ def run_refinement(
                 bar.update(1)
                 nxt = next(pending, None)
                 if nxt is not None:
-                    running.add(pool.submit(_run_one, nxt, records, answer_fn, model, max_side, cache))
+                    running.add(
+                        pool.submit(_run_one, nxt, records, answer_fn, model, max_side, cache, chosen)
+                    )
     bar.close()
     return counts
 
@@ -221,12 +244,13 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
-def http_answer_fn(client: ChatClient) -> AnswerFn:
+def http_answer_fn(client: ChatClient, style: PromptStyle | str | None = None) -> AnswerFn:
+    """Answers from an OpenAI-compatible endpoint: the style's messages (as the nodes send them)."""
+    chosen = style_named(style)
+
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
-        messages = refinement_messages(
-            SYSTEM_PROMPT, refinement_request_text(record.instruction, with_mask), _png(image)
-        )
-        return client.complete(messages)
+        messages = build_messages(record.instruction, with_mask=with_mask, style=chosen)
+        return client.complete(openai_messages(messages, _png(image)))
 
     return answer
 
@@ -237,6 +261,7 @@ def local_answer_fn(
     checkpoint_dir: str | None = None,
     max_new_tokens: int = 256,
     max_side: int | None = DEFAULT_MAX_SIDE,
+    style: PromptStyle | str | None = None,
 ) -> AnswerFn:
     """Answers from a local VLM folder (any supported family) through the core loader (no API needed).
 
@@ -252,7 +277,9 @@ def local_answer_fn(
     def answer(record: EditRecord, image, with_mask: bool) -> tuple[str, int]:
         # The runner prepares the image itself (resize, mask outline): give it the originals.
         mask = record.load_mask() if with_mask else None
-        options = mllm.default_options.with_overrides(max_new_tokens=max_new_tokens)
+        options = mllm.default_options.with_overrides(
+            max_new_tokens=max_new_tokens, style=style_named(style).name
+        )
         with lock:
             result = mllm.run(
                 PassRequest(record.load_source(), record.instruction, mask=mask, options=options)
@@ -286,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mask", action="store_true", help="do not outline masks in the image")
     p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="longest image side sent (px)")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument(
+        "--style",
+        choices=STYLE_NAMES,
+        default=SD_TAGS.name,
+        help="output style: SD tag prompts (the method's) or one edit instruction (instruction editors)",
+    )
     api = p.add_argument_group("OpenAI-compatible endpoint")
     api.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"))
     api.add_argument("--model", default="gpt-4o")
@@ -346,7 +379,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.local_checkpoint:
             model_name += f"+{os.path.basename(os.path.normpath(args.local_checkpoint))}"
         answer_fn = local_answer_fn(
-            args.local_mllm, checkpoint_dir=args.local_checkpoint, max_side=args.max_side
+            args.local_mllm, checkpoint_dir=args.local_checkpoint, max_side=args.max_side, style=args.style
         )
         concurrency = 1
     else:
@@ -359,7 +392,7 @@ def _run(args: argparse.Namespace) -> int:
         client = ChatClient(
             args.base_url, args.model, key, timeout_s=args.timeout, max_retries=args.max_retries
         )
-        model_name, answer_fn, concurrency = args.model, http_answer_fn(client), args.concurrency
+        model_name, answer_fn, concurrency = args.model, http_answer_fn(client, args.style), args.concurrency
     if shard.sharded:
         # Each process appends to its own file (no shared appends across machines); answers already
         # merged into --out are reused. Merge when every process is done: --merge --out OUT.
@@ -375,6 +408,7 @@ def _run(args: argparse.Namespace) -> int:
         use_mask=not args.no_mask,
         max_side=args.max_side,
         progress=not args.quiet,
+        style=args.style,
     )
     print(
         f"refine_data: {counts['cached']} already cached, {counts['resent']} sent again (in flight when the "

@@ -10,8 +10,12 @@ runs ``to_q``/``to_k``/``to_v`` itself, calls ``replacement(q, k, v, extra_optio
 Our replacement sits on the 3-tuple key. It computes the text attention, or delegates to whatever
 replacement was on that site before (another pack's or an earlier MIND-Edit apply: we never
 clobber) and to one installed later on the site's 2-tuple key, which our 3-tuple key hides from
-ComfyUI (found through the live table, see `comfy_contract`), then adds the image attention. So
-packs compose in either order. The MODEL is typed by `ComfyModelPatcher`; nothing here imports
+ComfyUI (found through the live table, see `comfy_contract`), then adds the image attention. A
+pack that finds our 3-tuple key taken and joins it through ``.add`` (ComfyUI_IPAdapter_plus on SDXL)
+has its term run too (`MindEditAttn2Patch.add`). So packs compose in either order.
+
+Which sites: those of the MODEL in hand (`sites.sites_in_unet`, in the order adapter files number
+them), paired with the adapter's per-site projections by `sites_for_model`: 16 in SD1.5, 70 in SDXL. The MODEL is typed by `ComfyModelPatcher`; nothing here imports
 ComfyUI, and the ComfyUI node passes ComfyUI's own attention function so that ``weight=0``
 reproduces the unpatched model bit for bit.
 """
@@ -19,6 +23,8 @@ reproduces the unpatched model bit for bit.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,8 +46,8 @@ from .comfy_contract import (
     check_model_patcher,
     install_live_attn2,
 )
-from .sites import Site
-from .weights import FIX_HINT, IPAdapter, IPAdapterFileError
+from .sites import CONTEXT_DIMS, FAMILY_NAMES, SITES_BY_FAMILY, Site, describe_layout, sites_in_unet
+from .weights import FIX_HINT, IPAdapter, IPAdapterFileError, SiteProjections
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ class IPAdapterModelMismatch(ValueError):
 class PreparedEmbeds:
     """Per-site image keys/values for one apply, computed once (float32, CPU) and cast lazily.
 
-    ``weight``, the schedule window (as sigmas) and the mask are shared by the 16 site replacements.
+    ``weight``, the schedule window (as sigmas) and the mask are shared by all site replacements.
     """
 
     def __init__(
@@ -84,7 +90,7 @@ class PreparedEmbeds:
         sigmas = extra_options.get("sigmas")
         if sigmas is None:
             return True
-        # All 16 sites of one UNet call share the same sigmas tensor: read it (a device sync on GPU)
+        # All sites of one UNet call share the same sigmas tensor: read it (a device sync on GPU)
         # once per call. Holding the reference keeps the identity check safe.
         if sigmas is not self._last_sigmas:
             sigma = float(sigmas.detach().reshape(-1)[0].item())
@@ -141,6 +147,25 @@ class MindEditAttn2Patch:
         self.attention_fn = attention_fn
         # the site's 2-tuple replacement at apply time: already hidden from ComfyUI then, not ours to revive
         self.hidden_at_apply = hidden_at_apply
+        self.joined: list[tuple[Any, dict]] = []  # terms added by `add` (ComfyUI_IPAdapter_plus on SDXL)
+
+    def add(self, callback: Any, **kwargs: Any) -> None:
+        """Join a term onto this site the way ComfyUI_IPAdapter_plus does when it finds a 3-tuple key
+        taken (its ``Attn2Replace.add``; it patches SDXL on 3-tuple keys, so applied after us it calls
+        this): ``callback(out, q, k, v, extra_options, **kwargs)`` is added to the text attention while
+        the step's sigma lies in ``[kwargs["sigma_end"], kwargs["sigma_start"]]``. As with that pack's
+        own patches, the object is shared with the MODEL it was cloned from, which sees the term too."""
+        self.joined.append((callback, dict(kwargs)))
+
+    def _run_joined(self, out: torch.Tensor, q, k, v, extra_options: dict) -> torch.Tensor:
+        if not self.joined:
+            return out
+        sigmas = extra_options.get("sigmas")
+        sigma = float(sigmas.detach().reshape(-1)[0].item()) if sigmas is not None else 999999999.9
+        for callback, kwargs in self.joined:
+            if kwargs.get("sigma_end", 0.0) <= sigma <= kwargs.get("sigma_start", 999999999.9):
+                out = out + callback(out, q, k, v, extra_options, **kwargs)
+        return out
 
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict
@@ -158,6 +183,7 @@ class MindEditAttn2Patch:
                 out = later(q, k, v, extra_options)
             else:
                 out = self.attention_fn(q, k, v, heads, extra_options)
+        out = self._run_joined(out, q, k, v, extra_options)
         if not self.prepared.is_active(extra_options):
             return out
         image_k, image_v = self.prepared.kv_for(self.site.adapter_number, q, extra_options)
@@ -209,60 +235,84 @@ def _match_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([t, t[-1:].expand(rows - t.shape[0], *t.shape[1:])], dim=0)
 
 
-def _attn2_module(diffusion_model: Any, site: Site) -> Any | None:
-    kind, block, index = site.comfy_key
-    try:
-        blocks = {"input": "input_blocks", "output": "output_blocks"}
-        container = (
-            diffusion_model.middle_block
-            if kind == "middle"
-            else getattr(diffusion_model, blocks[kind])[block]
-        )
-        for child in container:
-            if hasattr(child, "transformer_blocks"):
-                return child.transformer_blocks[index].attn2
-    except (AttributeError, IndexError, KeyError, TypeError):
-        return None
-    return None
+SitePairs = list[tuple[Site, SiteProjections]]
 
 
-def check_model_fits(model_patcher: ComfyModelPatcher, adapter: IPAdapter) -> list[Site]:
-    """Check the MODEL's attn2 widths against the adapter; return the sites the MODEL lacks (warned).
+def _family_of_model(model_patcher: ComfyModelPatcher, context_dim: int) -> str:
+    """How the MODEL's family reads in an error: ComfyUI's model config name, else its context width."""
+    config = getattr(getattr(model_patcher, "model", None), "model_config", None)
+    family = next((f for f, dim in CONTEXT_DIMS.items() if dim == context_dim), None)
+    named = f"an {FAMILY_NAMES[family]}-family checkpoint" if family else "a checkpoint of another family"
+    config_name = f", ComfyUI model type {type(config).__name__}" if config is not None else ""
+    return f"{named} ({context_dim}-wide cross-attention context{config_name})"
 
-    Raises `IPAdapterModelMismatch` naming the site, both widths and the fix when they differ.
-    Models that cannot be inspected (not an LDM UNet, duck-typed fakes) are not checked.
+
+def sites_for_model(model_patcher: ComfyModelPatcher, adapter: IPAdapter) -> SitePairs:
+    """Pair the adapter's per-site projections with the cross-attention layers of the MODEL in hand.
+
+    The MODEL's sites are read off its UNet (`sites_in_unet`) in the order the adapter file numbers
+    them, so any checkpoint with the family's layout fits (SDXL fine-tunes included). A UNet with the
+    family's blocks but fewer transformer layers (the tiny test UNets) keeps the sites it has, with a
+    warning. Raises `IPAdapterModelMismatch` naming both sides for an adapter of the other family, an
+    unknown layout, or a width that differs. MODELs that cannot be inspected (not an LDM UNet,
+    duck-typed fakes) get the family's released layout.
     """
-    diffusion_model = getattr(model_patcher.model, "diffusion_model", None)
-    if diffusion_model is None:
-        return []
-    missing = []
     name = adapter.info.source
-    for site, proj in adapter.sites:
-        attn2 = _attn2_module(diffusion_model, site)
-        if attn2 is None or not hasattr(attn2, "to_k"):
-            missing.append(site)
-            continue
-        inner, context = attn2.to_k.weight.shape
-        if context != adapter.info.context_dim:
-            raise IPAdapterModelMismatch(
-                f"IP-Adapter {name} makes {adapter.info.context_dim}-wide image tokens, but the MODEL's "
-                f"cross-attention takes {context}-wide context (at {site.label}). The adapter and checkpoint "
-                f"are for different Stable Diffusion families. {FIX_HINT}"
+    read = sites_in_unet(getattr(getattr(model_patcher, "model", None), "diffusion_model", None))
+    if read is None:
+        if not adapter.sites:
+            raise IPAdapterFileError(
+                f"IP-Adapter {name} numbers {len(adapter.ip_adapter)} attention sites; {adapter.family_name} has "
+                f"{len(SITES_BY_FAMILY[adapter.family])}. {FIX_HINT}"
             )
-        if inner != proj.width:
-            raise IPAdapterModelMismatch(
-                f"IP-Adapter {name}: site {site.adapter_number} ({site.label}) has to_k_ip width {proj.width}, "
-                f"but the MODEL's attention there is {inner} wide. Use an adapter made for this checkpoint's "
-                f"UNet (real SD1.5 widths are 320/640/1280)."
-            )
-    if missing:
-        log.warning(
-            "MIND-Edit IP-Adapter: the MODEL has no cross-attention at %d of 16 SD1.5 sites (%s); the "
-            "adapter acts only where the layers exist.",
-            len(missing),
-            ", ".join(s.label for s in missing),
+        return adapter.sites
+    model_sites, context_dim = read
+    if context_dim != adapter.info.context_dim:
+        raise IPAdapterModelMismatch(
+            f"IP-Adapter {Path(name).name} is an {adapter.family_name} adapter ({adapter.info.context_dim}-wide "
+            f"image tokens), but the MODEL is {_family_of_model(model_patcher, context_dim)}. An adapter only "
+            f"works with checkpoints of its own family. {FIX_HINT}"
         )
-    return missing
+    numbers = list(adapter.info.site_numbers)
+    if len(model_sites) != len(numbers):
+        numbers = _numbers_of_partial_unet(adapter, model_sites)
+    pairs = []
+    for model_site, number in zip(model_sites, numbers):
+        proj = adapter.ip_adapter[str(number)]
+        if model_site.width != proj.width:
+            real = sorted({s.width for s in SITES_BY_FAMILY[adapter.family]})
+            raise IPAdapterModelMismatch(
+                f"IP-Adapter {name}: site {number} ({model_site.label}) has to_k_ip width {proj.width}, but the "
+                f"MODEL's attention there is {model_site.width} wide. Use an adapter made for this checkpoint's "
+                f"UNet (real {adapter.family_name} widths are {'/'.join(map(str, real))})."
+            )
+        pairs.append((replace(model_site, index=(number - 1) // 2, adapter_number=number), proj))
+    return pairs
+
+
+def _numbers_of_partial_unet(adapter: IPAdapter, model_sites: tuple[Site, ...]) -> list[int]:
+    """File site numbers for a UNet that has only some of the family's sites (a warning), or the error."""
+    by_key = {site.comfy_key: site for site, _ in adapter.sites}
+    if not by_key or any(site.comfy_key not in by_key for site in model_sites):
+        family_sites = SITES_BY_FAMILY[adapter.family]
+        raise IPAdapterModelMismatch(
+            f"IP-Adapter {Path(adapter.info.source).name} patches {len(adapter.info.site_numbers)} cross-attention "
+            f"layers ({adapter.family_name}: {describe_layout(family_sites)}), but the MODEL's UNet has "
+            f"{len(model_sites)} ({describe_layout(model_sites)}): an unknown layout (a distilled or pruned "
+            "UNet?). Use an IP-Adapter trained for this checkpoint's UNet, or a checkpoint with the "
+            f"{adapter.family_name} layout."
+        )
+    keys = {site.comfy_key for site in model_sites}
+    missing = [site for site, _ in adapter.sites if site.comfy_key not in keys]
+    log.warning(
+        "MIND-Edit IP-Adapter: the MODEL has no cross-attention at %d of %d %s sites (%s); the adapter acts "
+        "only where the layers exist.",
+        len(missing),
+        len(adapter.sites),
+        adapter.family_name,
+        ", ".join(s.label for s in missing),
+    )
+    return [by_key[site.comfy_key].adapter_number for site in model_sites]
 
 
 def _percent_to_sigma(model_patcher: ComfyModelPatcher, percent: float) -> float:
@@ -283,7 +333,8 @@ def apply_ipadapter(
     batch_mapping: str = "all",
     attention_fn: AttentionFn = sdpa_attention,
 ) -> ComfyModelPatcher:
-    """Return a clone of ``model_patcher`` with IP-Adapter attention on all 16 SD1.5 attn2 sites.
+    """Return a clone of ``model_patcher`` with IP-Adapter attention on every attn2 site of its UNet
+    (16 in SD1.5, 70 in SDXL; see `sites_for_model`).
 
     ``pos_embeds``/``neg_embeds`` are CLIP-vision-shaped (`EMBEDS`): ``[N,1024]`` plain or
     ``[N,257,1280]`` plus; without ``neg_embeds`` the unconditional pass gets `unconditional_embeds`
@@ -292,16 +343,6 @@ def apply_ipadapter(
     ``start_at``/``end_at`` are fractions of the schedule. ``weight`` may be negative.
     """
     check_model_patcher(model_patcher)
-    if ipadapter.family != "sd15":
-        raise IPAdapterModelMismatch(
-            f"IP-Adapter {ipadapter.info.source} is an SDXL adapter ({ipadapter.info.context_dim}-wide "
-            f"context); MIND-Edit edits with SD1.5 checkpoints only. {FIX_HINT}"
-        )
-    if not ipadapter.sites:
-        raise IPAdapterFileError(
-            f"IP-Adapter {ipadapter.info.source} has {len(ipadapter.ip_adapter)} attention sites, SD1.5 has 16. "
-            f"{FIX_HINT}"
-        )
     if batch_mapping not in BATCH_MAPPINGS:
         raise ValueError(f"batch_mapping must be one of {BATCH_MAPPINGS}, got {batch_mapping!r}.")
     if not 0.0 <= start_at <= end_at <= 1.0:
@@ -313,7 +354,7 @@ def apply_ipadapter(
     if neg_embeds is None:
         neg_embeds = unconditional_embeds(pos_embeds)
     ipadapter.check_embeds(neg_embeds, what="negative EMBEDS")
-    check_model_fits(model_patcher, ipadapter)
+    sites = sites_for_model(model_patcher, ipadapter)
 
     pos_tokens = ipadapter.project(pos_embeds.detach().cpu().float())
     neg_tokens = ipadapter.project(_match_rows(neg_embeds.detach().cpu().float(), pos_embeds.shape[0]))
@@ -328,7 +369,7 @@ def apply_ipadapter(
                 proj.to_k_ip(neg_tokens),
                 proj.to_v_ip(neg_tokens),
             )
-            for site, proj in ipadapter.sites
+            for site, proj in sites
         }
     mask = None
     if attn_mask is not None:
@@ -346,7 +387,7 @@ def apply_ipadapter(
     patched = model_patcher.clone()
     install_live_attn2(patched)
     existing = attn2_table(patched.model_options)
-    for site, _ in ipadapter.sites:
+    for site, _ in sites:
         kind, block, index = site.comfy_key
         hidden = existing.get((kind, block))
         previous = existing.get(site.comfy_key, hidden)

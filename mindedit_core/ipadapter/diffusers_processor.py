@@ -1,4 +1,5 @@
-"""The same IP-Adapter attention for a diffusers ``UNet2DConditionModel`` (used by training/evaluate).
+"""The same IP-Adapter attention for a diffusers ``UNet2DConditionModel``, SD1.5 or SDXL (used by
+training/evaluate).
 
 diffusers is only needed by the caller's UNet: nothing here imports it. The processor follows the
 diffusers attention-processor calling convention (``processor(attn, hidden_states,
@@ -149,7 +150,7 @@ def _text_attention(
 
 
 def install_ipadapter_processors(unet: Any, adapter: IPAdapter) -> IPAdapterRunState:
-    """Put a `MindEditIPAttnProcessor` on each cross-attention of a diffusers SD1.5 UNet.
+    """Put a `MindEditIPAttnProcessor` on each cross-attention of a diffusers SD1.5 or SDXL UNet.
 
     The adapter numbers its sites by position among *all* processors (``attn1`` even, ``attn2`` odd)
     in diffusers' module order, so position i of ``unet.attn_processors`` is adapter site i.
@@ -165,7 +166,8 @@ def install_ipadapter_processors(unet: Any, adapter: IPAdapter) -> IPAdapterRunS
             if key not in adapter.ip_adapter:
                 raise ValueError(
                     f"{adapter.info.source}: UNet processor {name} is at position {position}, which the adapter "
-                    f"has no to_k_ip/to_v_ip for; the UNet is not SD1.5-shaped ({len(original)} processors)."
+                    f"has no to_k_ip/to_v_ip for; the UNet is not shaped like the adapter's {adapter.family_name} "
+                    f"({len(original)} processors). Use an adapter of this UNet's family."
                 )
             processors[name] = MindEditIPAttnProcessor(adapter.ip_adapter[key], state)
         else:

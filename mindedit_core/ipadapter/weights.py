@@ -1,6 +1,13 @@
 """Load IP-Adapter files in every layout users have, and build the adapter module from them.
 
-Layouts accepted (all seen in the wild for the SD1.5 adapters):
+Families and kinds, told apart from keys and shapes here and nowhere else (`inspect_sections`):
+SD1.5 (768-wide image tokens, 16 sites) and SDXL (2048-wide, 70 sites), each plain (``proj`` +
+``norm``: ViT-H ``image_embeds [B,1024]``) or plus (a Perceiver resampler, ``latents``: ViT-H
+penultimate hidden states ``[B,257,1280]``; SDXL's is 1280 wide with 20 heads). The SDXL adapter for
+the ViT-bigG encoder (``ip-adapter_sdxl``: 1280-wide ``image_embeds``) is refused with the
+``_vit-h`` file to use instead: a MIND-Edit head makes ViT-H embeddings.
+
+Layouts accepted (all seen in the wild):
 
 - ``.bin`` / ``.pt`` / ``.pth``: a pickle ``{"image_proj": {...}, "ip_adapter": {...}}`` with
   unprefixed keys. Loaded with ``torch.load(weights_only=True)`` (`safe_files`): no arbitrary objects
@@ -26,19 +33,30 @@ from torch import nn
 from ..embeds import EmbedSpec, check_embeds
 from ..safe_files import load_weights
 from .projection import LinearTokenProjection, PerceiverResampler
-from .sites import SD15_SITES, Site
+from .sites import CONTEXT_DIMS, FAMILY_NAMES, SITES_BY_FAMILY, Site
 
 log = logging.getLogger(__name__)
 
 AdapterFamily = Literal["sd15", "sdxl"]
-SDXL_CONTEXT_DIM = 2048
+SDXL_CONTEXT_DIM = CONTEXT_DIMS["sdxl"]
 PERCEIVER_DIM_HEAD = 64  # every released Perceiver-resampler adapter uses 64-wide heads
+VIT_H_EMBEDS_DIM = 1024  # OpenCLIP ViT-H/14 image_embeds (what plain adapters of both families read)
+VIT_H_HIDDEN_DIM = 1280  # its penultimate hidden states (what plus adapters read)
+# The adapter files made for the ViT-H encoder, per family and kind (h94/IP-Adapter names).
+VIT_H_FILES: dict[tuple[str, str], str] = {
+    ("sd15", "plain"): "ip-adapter_sd15.safetensors",
+    ("sd15", "plus"): "ip-adapter-plus_sd15.safetensors",
+    ("sdxl", "plain"): "ip-adapter_sdxl_vit-h.safetensors",
+    ("sdxl", "plus"): "ip-adapter-plus_sdxl_vit-h.safetensors",
+}
 
 _IMAGE_PROJ_PREFIXES = ("image_proj.", "image_proj_model.")
 _IP_LAYER_PREFIXES = ("ip_adapter.", "adapter_modules.")
 FIX_HINT = (
-    "Use an SD1.5 IP-Adapter file such as ip-adapter_sd15.safetensors / .bin (plain) or "
-    "ip-adapter-plus_sd15.safetensors / .bin (plus), placed in ComfyUI/models/ipadapter."
+    "Use an IP-Adapter made for the ViT-H image encoder, placed in ComfyUI/models/ipadapter: with SD1.5 "
+    "checkpoints ip-adapter_sd15 (plain) or ip-adapter-plus_sd15 (plus); with SDXL checkpoints "
+    "ip-adapter_sdxl_vit-h (plain) or ip-adapter-plus_sdxl_vit-h / ip-adapter-plus-face_sdxl_vit-h (plus); "
+    ".safetensors or .bin."
 )
 
 
@@ -53,15 +71,15 @@ class AdapterInfo:
     kind: Literal["plain", "plus"]
     family: AdapterFamily
     embed_spec: EmbedSpec  # the CLIP-vision output it consumes (what `EMBEDS` must look like)
-    context_dim: int  # width of the image tokens (768 for SD1.5)
+    context_dim: int  # width of the image tokens (768 for SD1.5, 2048 for SDXL)
     tokens: int  # image tokens per embedding (4 plain, 16 plus)
-    site_numbers: tuple[int, ...]  # 1, 3, ..., 31 for SD1.5
+    site_numbers: tuple[int, ...]  # 1, 3, ..., 31 for SD1.5; 1, 3, ..., 139 for SDXL
     site_widths: tuple[int, ...]  # output width of each to_k_ip, in site order
     source: str
 
     def describe(self) -> str:
         return (
-            f"{self.family} {self.kind} IP-Adapter ({len(self.site_numbers)} sites, {self.tokens} tokens x "
+            f"{FAMILY_NAMES[self.family]} {self.kind} IP-Adapter ({len(self.site_numbers)} sites, {self.tokens} tokens x "
             f"{self.context_dim}, consumes {self.embed_spec.describe()})"
         )
 
@@ -124,13 +142,33 @@ def _unsupported_variant(sections: dict[str, dict[str, torch.Tensor]]) -> str | 
     return None
 
 
+def _family(context_dim: int) -> AdapterFamily:
+    """SDXL adapters make 2048-wide image tokens; every other width is SD1.5-like (768 released; the
+    tiny diffusers test pipelines use narrower ones). The MODEL's own width is checked at apply time."""
+    return "sdxl" if context_dim == SDXL_CONTEXT_DIM else "sd15"
+
+
+def _refuse_other_encoder(family: str, kind: str, in_dim: int, source: str) -> None:
+    """An SDXL adapter made for another image encoder (ViT-bigG) cannot take a MIND-Edit embedding."""
+    expected = VIT_H_EMBEDS_DIM if kind == "plain" else VIT_H_HIDDEN_DIM
+    if family != "sdxl" or in_dim == expected:
+        return
+    what = "image_embeds" if kind == "plain" else "hidden states"
+    raise IPAdapterFileError(
+        f"{Path(source).name} ({source}) is an SDXL {kind} IP-Adapter for the OpenCLIP ViT-bigG/14 image "
+        f"encoder: it reads {in_dim}-wide {what}, where a ViT-H/14 encoder (and a MIND-Edit head's v_insight) "
+        f"gives {expected}-wide ones. Use {VIT_H_FILES[('sdxl', kind)]} instead (the same adapter trained "
+        f"for ViT-H; h94/IP-Adapter sdxl_models/), in ComfyUI/models/ipadapter."
+    )
+
+
 def inspect_sections(sections: dict[str, dict[str, torch.Tensor]], *, source: str) -> AdapterInfo:
     """Detect plain/plus and SD1.5/SDXL from keys and shapes; raise a clear error for anything else."""
     variant = _unsupported_variant(sections)
     if variant:
         raise IPAdapterFileError(
-            f"{source} is {variant}, which MIND-Edit does not support: only the plain and plus SD1.5 "
-            f"IP-Adapters take a v_insight embedding. {FIX_HINT}"
+            f"{source} is {variant}, which MIND-Edit does not support: only the plain and plus IP-Adapters "
+            f"for the ViT-H encoder take a v_insight embedding. {FIX_HINT}"
         )
     proj, layers = sections["image_proj"], sections["ip_adapter"]
     numbers = sorted({int(key.split(".")[0]) for key in layers if key.split(".")[0].isdigit()})
@@ -143,20 +181,22 @@ def inspect_sections(sections: dict[str, dict[str, torch.Tensor]], *, source: st
             f"the file is truncated or not an IP-Adapter. {FIX_HINT}"
         )
     context_dim = int(layers[f"{numbers[0]}.to_k_ip.weight"].shape[1])
-    family: AdapterFamily = "sdxl" if context_dim == SDXL_CONTEXT_DIM else "sd15"
+    family = _family(context_dim)
     widths = tuple(int(layers[f"{n}.to_k_ip.weight"].shape[0]) for n in numbers)
     if "latents" in proj:
         if "proj_in.weight" not in proj:
             raise IPAdapterFileError(f"{source}: plus adapter without image_proj.proj_in.weight. {FIX_HINT}")
         in_dim = int(proj["proj_in.weight"].shape[1])
+        _refuse_other_encoder(family, "plus", in_dim, source)
         tokens = int(proj["latents"].shape[1])
-        spec = EmbedSpec(kind="plus", dim=in_dim, tokens=257 if in_dim == 1280 else None)
+        spec = EmbedSpec(kind="plus", dim=in_dim, tokens=257 if in_dim == VIT_H_HIDDEN_DIM else None)
         return AdapterInfo("plus", family, spec, context_dim, tokens, tuple(numbers), widths, source)
     if "proj.weight" not in proj or "norm.weight" not in proj:
         raise IPAdapterFileError(
             f"{source}: image_proj has neither 'latents' (plus) nor 'proj.weight' + 'norm.weight' (plain); "
             f"found {sorted(proj)[:5]}. {FIX_HINT}"
         )
+    _refuse_other_encoder(family, "plain", int(proj["proj.weight"].shape[1]), source)
     token_dim = int(proj["norm.weight"].shape[0])
     tokens = int(proj["proj.weight"].shape[0]) // token_dim
     spec = EmbedSpec(kind="plain", dim=int(proj["proj.weight"].shape[1]))
@@ -179,7 +219,8 @@ class SiteProjections(nn.Module):
 class IPAdapter(nn.Module):
     """A loaded IP-Adapter: ``image_proj`` (tokens from embeddings) and ``ip_adapter`` (per-site K/V).
 
-    ``sites`` pairs each SD1.5 `Site` (ComfyUI key, adapter number) with its projections.
+    ``sites`` pairs each `Site` of the family's released UNet (ComfyUI key, adapter number) with its
+    projections; `comfy_patch` pairs them with the sites of the MODEL in hand instead.
     """
 
     def __init__(self, info: AdapterInfo, image_proj: nn.Module) -> None:
@@ -206,11 +247,17 @@ class IPAdapter(nn.Module):
         return self.info.embed_spec
 
     @property
+    def family_name(self) -> str:
+        return FAMILY_NAMES[self.family]
+
+    @property
     def sites(self) -> list[tuple[Site, SiteProjections]]:
-        """SD1.5 sites in file order; empty for non-SD1.5 adapters (which have other site counts)."""
-        if self.family != "sd15" or len(self.ip_adapter) != len(SD15_SITES):
+        """The family's sites (16 SD1.5, 70 SDXL) in file order; empty when the file numbers its sites
+        otherwise (another site count, or numbers other than 1, 3, 5, ...)."""
+        family_sites = SITES_BY_FAMILY[self.family]
+        if [site.adapter_number for site in family_sites] != list(self.info.site_numbers):
             return []
-        return [(site, self.ip_adapter[str(site.adapter_number)]) for site in SD15_SITES]
+        return [(site, self.ip_adapter[str(site.adapter_number)]) for site in family_sites]
 
     def check_embeds(self, embeds: torch.Tensor, *, what: str = "embedding") -> None:
         """Raise `EmbedShapeError` naming this file, both shapes and the fix, unless ``embeds`` fits."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from ..images import DEFAULT_MAX_SIDE
+from ..prompt_styles import SD_TAGS, style_named
 
 DEFAULT_MAX_NEW_TOKENS = 200
 
@@ -17,15 +18,19 @@ DEFAULT_MAX_NEW_TOKENS = 200
 @dataclass(frozen=True)
 class PassOptions:
     """``seed`` (sampling and tie-breaking), ``max_new_tokens``, ``max_image_side`` (the image budget:
-    longest side in px before the processor; None keeps the size), ``do_sample`` / ``temperature``."""
+    longest side in px before the processor; None keeps the size), ``do_sample`` / ``temperature``,
+    ``style`` (the output style's name, `mindedit_core.prompt_styles`: ``"sd_tags"`` or
+    ``"edit_instruction"``)."""
 
     seed: int = 0
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_image_side: int | None = DEFAULT_MAX_SIDE
     do_sample: bool = False
     temperature: float = 0.7
+    style: str = SD_TAGS.name
 
     def __post_init__(self) -> None:
+        style_named(self.style)  # an unknown style is refused here, before any model runs
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
         if self.max_image_side is not None and self.max_image_side < 1:

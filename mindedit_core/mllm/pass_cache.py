@@ -23,6 +23,7 @@ import torch
 from ..checkpoint.negative import missing_negative_note
 from ..embeds import unconditional_embeds
 from ..images import mask_is_empty
+from ..prompt_styles import style_named
 from .options import PassOptions
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,27 @@ class PassOutcome:
     batch_note: str | None = None
     neg_embeds: torch.Tensor | None = None
     negative_note: str | None = None
+    style: str | None = None
 
     @property
     def status(self) -> str:
-        """The parser's warning (or "ok"), the batch note, and the model used."""
+        """The parser's warning (or "ok"), the batch note, the output style and the model used."""
         parts = [f"WARNING: {self.warning}" if self.warning else "ok: the MLLM answer was parsed"]
         if self.batch_note:
             parts.append(self.batch_note)
         if self.negative_note:
             parts.append(f"WARNING: {self.negative_note}")
+        parts.append(style_named(self.style).status)
         parts.append(f"model: {self.description}")
         return " | ".join(parts)
 
     @classmethod
-    def from_result(cls, result: Any, description: str, stored_negative: Any = None) -> PassOutcome:
+    def from_result(
+        cls, result: Any, description: str, stored_negative: Any = None, style: str | None = None
+    ) -> PassOutcome:
         """From a `PassResult` (``v_insight`` moved to the CPU in fp32). ``neg_embeds`` pairs with it:
         ``stored_negative`` (the checkpoint's blank-image embedding) or zeros, said on the status line
-        when a plus head has no stored negative."""
+        when a plus head has no stored negative. ``style``: the output style's name (None: SD tags)."""
         refined = result.refined
         v_insight = result.v_insight
         neg_embeds = note = None
@@ -80,6 +85,7 @@ class PassOutcome:
             description=description,
             neg_embeds=neg_embeds,
             negative_note=note,
+            style=style,
         )
 
 

@@ -159,6 +159,9 @@ def require_vision_head(mllm: Any, *, described_as: str = "") -> None:
     only ``has_head``, which an unloaded MLLM's stand-in still answers)."""
     if getattr(mllm, "has_head", False):
         return
+    reason = getattr(mllm, "no_head_reason", None)  # an MLLM that can never have one says why
+    if reason:
+        raise MissingVisionHeadError(reason)
     which = f" ({described_as})" if described_as else ""
     raise MissingVisionHeadError(
         f"MIND-Edit: this MLLM{which} has no vision head, so it cannot predict v_insight (the IP-Adapter "

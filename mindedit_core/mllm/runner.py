@@ -154,13 +154,26 @@ class MindEditMLLM(PassCalls):
 
     # -- inputs ----------------------------------------------------------------------------------
     def prepare_inputs(
-        self, image: Any, instruction: str, *, mask: Any = None, max_image_side: int | None = None
+        self,
+        image: Any,
+        instruction: str,
+        *,
+        mask: Any = None,
+        max_image_side: int | None = None,
+        style: str | None = None,
     ):
         """Processor outputs (token ids, attention mask and the family's image tensors) on the model's
-        device; ``max_image_side`` defaults to the model's default options. The encoding is the
+        device; ``max_image_side`` and ``style`` default to the model's default options. The encoding is the
         family's `MLLMFamily.encode_prompt`, the one training's collate uses too."""
         side = self.default_options.max_image_side if max_image_side is None else max_image_side
-        inputs = self.family.encode_prompt(self.processor, image, instruction, mask=mask, max_side=side)
+        inputs = self.family.encode_prompt(
+            self.processor,
+            image,
+            instruction,
+            mask=mask,
+            max_side=side,
+            style=style or self.default_options.style,
+        )
         device, dtype = self.device, self.dtype
         moved = {}
         for key, value in inputs.items():
@@ -206,7 +219,11 @@ class MindEditMLLM(PassCalls):
         """``v_insight`` only: one forward over the prompt, stopped right after layer m."""
         started = time.perf_counter()
         inputs = self.prepare_inputs(
-            request.image, request.instruction, mask=request.mask, max_image_side=opts.max_image_side
+            request.image,
+            request.instruction,
+            mask=request.mask,
+            max_image_side=opts.max_image_side,
+            style=opts.style,
         )
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
             hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
@@ -224,7 +241,11 @@ class MindEditMLLM(PassCalls):
         started = time.perf_counter()
         instruction = request.instruction
         inputs = self.prepare_inputs(
-            request.image, instruction, mask=request.mask, max_image_side=opts.max_image_side
+            request.image,
+            instruction,
+            mask=request.mask,
+            max_image_side=opts.max_image_side,
+            style=opts.style,
         )
         prepared = time.perf_counter()
         stopper = _CallbackStopper(opts.max_new_tokens, request.should_stop, request.on_token)
@@ -257,7 +278,7 @@ class MindEditMLLM(PassCalls):
             )
         new_ids = output_ids[0, prompt_len:]
         text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        refined = parse_refinement(text, instruction)
+        refined = parse_refinement(text, instruction, style=opts.style)
         if refined.warning:
             log.warning("MIND-Edit: %s", refined.warning)
         v_insight = None

@@ -46,11 +46,19 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_diffusion_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("diffusion")
-    s.add_argument("--sd-model", required=True, help="SD1.5 diffusers folder, or a single .safetensors file")
     s.add_argument(
-        "--single-file-config", help="local diffusers SD1.5 folder used as config= for a single file"
+        "--sd-model",
+        required=True,
+        help="SD1.5 or SDXL diffusers folder (the family is read from its model_index.json), or a single .safetensors file",
     )
-    s.add_argument("--ipadapter", help="IP-Adapter file (ip-adapter_sd15 / ip-adapter-plus_sd15)")
+    s.add_argument(
+        "--single-file-config",
+        help="local diffusers SD1.5 / SDXL folder used as config= for a single file (its family decides the pipelines)",
+    )
+    s.add_argument(
+        "--ipadapter",
+        help="IP-Adapter file of the model's family: ip-adapter_sd15 / ip-adapter-plus_sd15, or for SDXL ip-adapter_sdxl_vit-h / ip-adapter-plus_sdxl_vit-h",
+    )
     s.add_argument("--ipadapter-scale", type=float, default=1.0)
     s.add_argument(
         "--ipadapter-backend",

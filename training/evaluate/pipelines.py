@@ -1,4 +1,9 @@
-"""The diffusers SD1.5 side of batch editing: img2img for mask-free edits, inpainting for masked ones.
+"""The diffusers side of batch editing (SD1.5 or SDXL): img2img for mask-free edits, inpainting for masked ones.
+
+The family is read from the model's ``model_index.json`` (a folder, or the ``--single-file-config``
+folder of a single file): ``StableDiffusionXL*`` pipelines for SDXL, ``StableDiffusion*`` otherwise.
+The same `v_insight` drives both, through the family's ViT-H IP-Adapter (``ip-adapter_sd15`` /
+``ip-adapter_sdxl_vit-h``; plus variants likewise).
 
 Choices (written into every run's ``run.json`` and docs/EVALUATION.md):
 
@@ -32,7 +37,24 @@ from mindedit_core.embeds import unconditional_embeds
 
 MASKED_PIPELINE = "StableDiffusionInpaintPipeline (4-channel UNet: latent blending) + pixel compositing"
 MASK_FREE_PIPELINE = "StableDiffusionImg2ImgPipeline"
+SDXL_MASKED_PIPELINE = (
+    "StableDiffusionXLInpaintPipeline (4-channel UNet: latent blending) + pixel compositing"
+)
+SDXL_MASK_FREE_PIPELINE = "StableDiffusionXLImg2ImgPipeline"
 IPADAPTER_BACKENDS: tuple[str, ...] = ("mindedit", "diffusers")
+
+
+def model_family(settings: DiffusionSettings) -> str:
+    """``"sdxl"`` when the model's ``model_index.json`` names an SDXL pipeline, else ``"sd15"``."""
+    import json
+
+    model = Path(settings.model)
+    folder = model if model.is_dir() else Path(settings.single_file_config or "")
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return "sd15"
+    name = json.loads(index.read_text()).get("_class_name", "")
+    return "sdxl" if name.startswith("StableDiffusionXL") else "sd15"
 
 
 class PipelineLoadError(FileNotFoundError):
@@ -67,33 +89,39 @@ class DiffusionSettings:
 
 
 def load_img2img(settings: DiffusionSettings):
-    """The img2img pipeline from a diffusers folder, or from a single file + a local `config` folder."""
-    from diffusers import StableDiffusionImg2ImgPipeline
+    """The img2img pipeline (SD1.5 or SDXL, `model_family`) from a diffusers folder, or from a single
+    file + a local `config` folder."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 
     dtype = getattr(torch, settings.dtype)
     model = Path(settings.model)
-    common = {"safety_checker": None, "requires_safety_checker": False, "torch_dtype": dtype}
+    if model_family(settings) == "sdxl":
+        StableDiffusionImg2ImgPipeline = StableDiffusionXLImg2ImgPipeline  # noqa: N806 - same calls below
+        common = {"torch_dtype": dtype}
+    else:
+        common = {"safety_checker": None, "requires_safety_checker": False, "torch_dtype": dtype}
     if model.is_dir():
         if not (model / "model_index.json").is_file():
             raise PipelineLoadError(
-                f"{model} is a folder without model_index.json: pass a Stable Diffusion 1.5 folder in "
+                f"{model} is a folder without model_index.json: pass a Stable Diffusion 1.5 or SDXL folder in "
                 "diffusers layout (e.g. `hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir "
-                "DIR`) or a single .safetensors checkpoint with --single-file-config."
+                "DIR`, or stabilityai/stable-diffusion-xl-base-1.0) or a single .safetensors checkpoint with "
+                "--single-file-config."
             )
         pipe = StableDiffusionImg2ImgPipeline.from_pretrained(str(model), local_files_only=True, **common)
     elif model.is_file():
         if not settings.single_file_config:
             raise PipelineLoadError(
                 f"{model} is a single-file checkpoint: diffusers would look its config up on the hub, which "
-                "is not done here. Pass --single-file-config DIR, a local SD1.5 folder in diffusers layout "
-                "(only its JSON configs and tokenizer are read)."
+                "is not done here. Pass --single-file-config DIR, a local SD1.5 (or, for an SDXL file, SDXL) "
+                "folder in diffusers layout (only its JSON configs and tokenizers are read)."
             )
         pipe = StableDiffusionImg2ImgPipeline.from_single_file(
             str(model), config=str(settings.single_file_config), local_files_only=True, **common
         )
     else:
         raise PipelineLoadError(
-            f"SD1.5 model not found: {model} (a diffusers folder or a .safetensors file)."
+            f"SD1.5/SDXL model not found: {model} (a diffusers folder or a .safetensors file)."
         )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(settings.device)
@@ -136,23 +164,41 @@ def composite(result: Image.Image, source: Image.Image, mask: Image.Image) -> Im
 
 
 class EditPipelines:
-    """img2img + inpainting sharing one set of SD1.5 components (and one IP-Adapter)."""
+    """img2img + inpainting sharing one set of SD1.5 or SDXL components (and one IP-Adapter)."""
 
     def __init__(self, settings: DiffusionSettings) -> None:
-        from diffusers import StableDiffusionInpaintPipeline
+        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline
 
         self.settings = settings
+        self.family = model_family(settings)
         self.img2img = load_img2img(settings)
         components = dict(self.img2img.components)
-        self.inpaint = StableDiffusionInpaintPipeline(**components, requires_safety_checker=False)
+        if self.family == "sdxl":
+            self.inpaint = StableDiffusionXLInpaintPipeline(**components)
+        else:
+            self.inpaint = StableDiffusionInpaintPipeline(**components, requires_safety_checker=False)
         self.inpaint.set_progress_bar_config(disable=True)
         self.adapter: dict | None = None
         self._ours = None  # (IPAdapter, IPAdapterRunState) for the mindedit back end
         if settings.ipadapter:
+            self._check_family(settings.ipadapter)
             if settings.ipadapter_backend == "diffusers":
                 self.adapter = attach_ipadapter(self.img2img, settings.ipadapter)
             else:
                 self.adapter = self._attach_ours(settings.ipadapter)
+
+    def _check_family(self, adapter_file: str) -> None:
+        """An adapter of the other family is refused here, naming both (before any weight is loaded)."""
+        from mindedit_core.ipadapter import IPAdapterModelMismatch, read_adapter_file
+        from mindedit_core.ipadapter.weights import FIX_HINT, inspect_sections
+
+        info = inspect_sections(read_adapter_file(adapter_file), source=str(adapter_file))
+        if info.family != self.family:
+            names = {"sd15": "SD1.5", "sdxl": "SDXL"}
+            raise IPAdapterModelMismatch(
+                f"IP-Adapter {adapter_file} is an {names[info.family]} adapter, but the model {self.settings.model} "
+                f"is {names[self.family]}: use an adapter of the model's family. {FIX_HINT}"
+            )
 
     def _attach_ours(self, adapter_file: str) -> dict:
         from mindedit_core.ipadapter import load_ipadapter
@@ -164,9 +210,11 @@ class EditPipelines:
         return {"kind": adapter.kind, "embed": adapter.embed_spec.describe(), "file": str(adapter_file)}
 
     def describe(self) -> dict:
+        sdxl = self.family == "sdxl"
         return {
-            "mask_free": MASK_FREE_PIPELINE,
-            "masked": MASKED_PIPELINE,
+            "family": self.family,
+            "mask_free": SDXL_MASK_FREE_PIPELINE if sdxl else MASK_FREE_PIPELINE,
+            "masked": SDXL_MASKED_PIPELINE if sdxl else MASKED_PIPELINE,
             "unet_in_channels": int(self.img2img.unet.config.in_channels),
             "scheduler": type(self.img2img.scheduler).__name__,
             "ipadapter": self.adapter,

@@ -201,9 +201,10 @@ class MLLMFamily:
         return rf".*{self.lora_layers}\.{which}\.{self.lora_modules}"
 
     # -- the prompt ------------------------------------------------------------------------------
-    def messages(self, instruction: str, *, with_mask: bool) -> list[dict]:
-        """The chat messages carrying the image (with its mask outline drawn in) and the request."""
-        messages = build_messages(instruction, with_mask=with_mask)
+    def messages(self, instruction: str, *, with_mask: bool, style: Any = None) -> list[dict]:
+        """The chat messages carrying the image (with its mask outline drawn in) and the request, in
+        ``style`` (a `PromptStyle` or its name; None: the SD tag style)."""
+        messages = build_messages(instruction, with_mask=with_mask, style=style)
         if self.image_after_text:
             for message in messages:
                 content = message["content"]
@@ -214,15 +215,23 @@ class MLLMFamily:
         return messages
 
     def encode_prompt(
-        self, processor: Any, image: Any, instruction: str, *, mask: Any = None, max_side: int | None
+        self,
+        processor: Any,
+        image: Any,
+        instruction: str,
+        *,
+        mask: Any = None,
+        max_side: int | None,
+        style: Any = None,
     ) -> dict:
         """The one prompt encoding, used by inference (`MindEditMLLM.prepare_inputs`) and by training
         (`training.collate`): the image prepared for the MLLM (RGB, longest side ``max_side``, the mask
         outlined unless it is empty), the family's chat messages with the generation prompt, and the
-        processor's output for one image (CPU tensors with a batch dimension of 1)."""
+        processor's output for one image (CPU tensors with a batch dimension of 1). ``style``: the
+        output style (None: SD tags)."""
         with_mask = not mask_is_empty(mask)
         pil = prepare_mllm_image(image, mask=mask if with_mask else None, max_side=max_side)
-        messages = self.messages(instruction, with_mask=with_mask)
+        messages = self.messages(instruction, with_mask=with_mask, style=style)
         text = self.render_prompt(processor, messages)
         return dict(processor(images=pil, text=text, return_tensors="pt"))
 
