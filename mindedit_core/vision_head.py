@@ -3,8 +3,8 @@
 Design (attention pooling, one resampler block):
 
 1. ``LayerNorm(h_m)``: layer m's output is the raw residual stream, whose scale grows with depth.
-2. ``num_queries`` learnable queries cross-attend to all prompt positions (image and instruction
-   tokens), masked by the attention mask. Pooling over every position matters: LLaVA-OneVision's chat
+2. ``num_queries`` learnable queries cross-attend to the positions the head reads (item 5; image and
+   instruction tokens), masked by the attention mask. Pooling over all of them matters: LLaVA-OneVision's chat
    template puts the image before the instruction, so under causal attention no single image token
    has seen the instruction (Qwen families get the instruction first, see
    `mindedit_core.mllm.families`), and the last token alone is a narrow bottleneck.
@@ -18,6 +18,15 @@ Design (attention pooling, one resampler block):
    ``target_norm`` buffer: a scalar for ``plain``; one value per token for ``plus`` (CLIP's CLS token
    and patch tokens have very different norms). `VisionHead.set_target_norm` measures it from CLIP
    targets; `VisionHead.direction` gives the unscaled unit output (for losses or inspection).
+
+5. **Pooling** (``pool``, recorded in the head's config). ``prompt`` (heads trained before the learning
+   benchmark, and the default a config without the field reads as): every prompt position. ``user_turn``
+   (what training writes now): only the positions from the user turn's ``<|im_start|>`` to the end of the
+   prompt, i.e. the image, the instruction and the assistant header. The system prompt is identical in
+   every sample and makes up most of the prompt (~750 of ~790 positions for Qwen2.5-VL at 84 px); pooled
+   over it, the head's output barely depends on the input and training collapses onto one vector (the
+   mean target). `bench.bench_learning` measures both (docs/BENCHMARKS.md). The user turn is found from
+   ``input_ids`` (`user_turn_mask`): callers pass them (``head(hidden, mask, input_ids=ids)``).
 
 Widths all come from `VisionHeadConfig`, so other encoders/adapters work too. The inner width
 ``width`` defaults to ``min(hidden_size, 1024)``. Parameter counts (`VisionHead.num_parameters`):
@@ -43,6 +52,33 @@ from .safe_files import CHECKPOINT_FIX, check_safetensors_file, load_safetensors
 
 HEAD_FORMAT = "mindedit.vision_head/1"
 _CONFIG_KEY = "mindedit.vision_head.config"
+POOLING = ("prompt", "user_turn")
+TURN_START_TOKEN = "<|im_start|>"  # every supported family uses ChatML turns
+
+
+def turn_start_token_id(tokenizer) -> int:
+    """The id of ``<|im_start|>`` in ``tokenizer`` (a user-turn head's ``turn_start_id``)."""
+    token_id = tokenizer.convert_tokens_to_ids(TURN_START_TOKEN)
+    if token_id is None or (tokenizer.unk_token_id is not None and token_id == tokenizer.unk_token_id):
+        raise ValueError(
+            f"The tokenizer has no {TURN_START_TOKEN!r} token, so the user turn cannot be found: train "
+            "with head_pool=prompt for a model without ChatML turns."
+        )
+    return int(token_id)
+
+
+def user_turn_mask(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, turn_start_id: int
+) -> torch.Tensor:
+    """``[B,T]`` mask of the last user turn: from the second-to-last ``turn_start_id`` (the user's
+    ``<|im_start|>``; the last one opens the assistant's answer) to the end of ``attention_mask``.
+    A row with fewer than two turn starts keeps its whole mask."""
+    keep = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    starts = (input_ids == turn_start_id) & keep
+    seen = starts.long().cumsum(dim=1)
+    total = seen[:, -1:]
+    in_turn = seen >= (total - 1)
+    return keep & (in_turn | (total < 2))
 
 
 def default_layer(num_layers: int, fraction: tuple[int, int] = (21, 28)) -> int:
@@ -73,11 +109,19 @@ class VisionHeadConfig:
     mlp_ratio: float = 2.0
     base_model: str = ""
     prompt_version: str = ""
+    pool: str = "prompt"
+    turn_start_id: int | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in ("plain", "plus"):
             raise ValueError(f"VisionHeadConfig.kind must be 'plain' or 'plus', got {self.kind!r}.")
+        if self.pool not in POOLING:
+            raise ValueError(f"VisionHeadConfig.pool must be one of {POOLING}, got {self.pool!r}.")
+        if self.pool == "user_turn" and self.turn_start_id is None:
+            raise ValueError(
+                f"A 'user_turn' head needs turn_start_id (the tokenizer's id of {TURN_START_TOKEN!r})."
+            )
         if self.kind == "plus" and not self.out_tokens:
             raise ValueError("A 'plus' vision head needs out_tokens (257 for SD1.5 IP-Adapter plus).")
         if self.kind == "plain":
@@ -125,7 +169,8 @@ class VisionHeadConfig:
 
 
 class VisionHead(nn.Module):
-    """``F_v``: ``forward(hidden [B,T,H], attention_mask [B,T]) -> [B,out_dim] | [B,out_tokens,out_dim]``."""
+    """``F_v``: ``forward(hidden [B,T,H], attention_mask [B,T], input_ids=[B,T]) -> [B,out_dim] |
+    [B,out_tokens,out_dim]`` (``input_ids`` are needed by ``user_turn`` heads)."""
 
     def __init__(self, config: VisionHeadConfig) -> None:
         super().__init__()
@@ -163,14 +208,37 @@ class VisionHead(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def direction(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def pooling_mask(
+        self, attention_mask: torch.Tensor | None, input_ids: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The positions the head reads (see ``pool`` in the module docstring)."""
+        if self.config.pool == "prompt":
+            return attention_mask
+        if input_ids is None:
+            raise ValueError(
+                "This vision head pools over the user turn (pool='user_turn') and needs the prompt's "
+                "input_ids: call head(hidden, attention_mask, input_ids=...)."
+            )
+        return user_turn_mask(input_ids, attention_mask, int(self.config.turn_start_id))
+
+    def direction(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The unit-norm output (per sample for plain, per token for plus), before scaling."""
-        raw = self._raw(hidden, attention_mask)
+        raw = self._raw(hidden, self.pooling_mask(attention_mask, input_ids))
         return raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``v_insight``: unit direction x ``target_norm``, in the head's dtype (float32 by default)."""
-        return self.direction(hidden, attention_mask) * self.target_norm.unsqueeze(-1)
+        return self.direction(hidden, attention_mask, input_ids) * self.target_norm.unsqueeze(-1)
 
     @torch.no_grad()
     def set_target_norm(self, targets: torch.Tensor) -> None:
@@ -220,6 +288,7 @@ class VisionHead(nn.Module):
             "prompt_version": self.config.prompt_version,
             "out_shape": json.dumps(list(self.config.spec.sample_shape)),
             "scale_mean": f"{scale.mean().item():.6g}",
+            "pool": self.config.pool,
         }
 
     def save(self, path: str | Path) -> Path:

@@ -27,10 +27,18 @@ def _qwen(name: str):
     return lambda: real_qwen_vl_meta_model(name)
 
 
+def _released(name: str):
+    from test_mllm_meta_families import _meta_model
+
+    return lambda: _meta_model(name)
+
+
 FAMILY_MODELS = {
     "llava_onevision": (_llava_onevision_7b, ["Qwen2DecoderLayer", "SiglipEncoderLayer"]),
     "qwen2_5_vl": (_qwen("qwen2.5-vl-3b"), ["Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"]),
     "qwen3_vl": (_qwen("qwen3-vl-2b"), ["Qwen3VLTextDecoderLayer", "Qwen3VLVisionBlock"]),
+    "qwen3_5": (_released("Qwen3.5-4B"), ["Qwen3_5DecoderLayer", "Qwen3_5VisionBlock"]),
+    "gemma4": (_released("gemma-4-E2B-it"), ["Gemma4TextDecoderLayer", "Gemma4VisionEncoderLayer"]),
 }
 
 

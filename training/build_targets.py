@@ -104,9 +104,37 @@ def encode_blank(model, kinds: Sequence[str], image_size: int) -> dict[str, torc
     return {"plus": out.hidden_states[-2].to("cpu", torch.float32).contiguous()}
 
 
+class ClipTargetEncoder:
+    """The default target encoder: a local `CLIPVisionModelWithProjection` folder (IP-Adapter's ViT-H/14).
+
+    Any object with the same three members can stand in for it (`build_targets`' ``encoder``): the
+    learning benchmark uses a fixed pixel-pooling projection (`devkit.fixtures.pixel_encoder`)."""
+
+    def __init__(self, folder: str | Path, *, device: str = "cpu") -> None:
+        self.folder = folder
+        self.model, self.processor = load_clip_vision(folder, device=device)
+
+    def describe(self) -> dict:
+        """What the manifest records; targets built with another description are refused on resume."""
+        return {
+            "clip_model": str(self.folder),
+            "clip_config": {
+                k: getattr(self.model.config, k)
+                for k in ("hidden_size", "projection_dim", "image_size", "patch_size")
+            },
+            "preprocessing": self.processor.to_dict(),
+        }
+
+    def encode(self, images: list, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
+        return encode_images(self.model, self.processor, images, kinds)
+
+    def encode_blank(self, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
+        return encode_blank(self.model, kinds, int(self.model.config.image_size))
+
+
 def build_targets(
     records: Sequence[EditRecord],
-    clip_dir: str | Path,
+    clip_dir: str | Path | None,
     out_dir: str | Path,
     *,
     kinds: Sequence[str] = TARGET_KINDS,
@@ -116,42 +144,45 @@ def build_targets(
     store_dtype: torch.dtype = torch.float16,
     progress: bool = True,
     shard: Shard | None = None,
+    encoder=None,
 ) -> TargetStore:
     """Encode the target image of every record not yet in ``out_dir``; returns the store.
 
     ``shard`` (default: the whole list): this process encodes records ``index, index + count, ...``
     into its own shard files (``shard-rank<k>of<n>-*``); the store reads them as they are, and
-    `merge_rank_shards` renames them into the common sequence once every process is done."""
+    `merge_rank_shards` renames them into the common sequence once every process is done.
+    ``encoder``: any object with ``describe() -> dict``, ``encode(images, kinds) -> {kind: [B, ...]}``
+    and ``encode_blank(kinds) -> {kind: [1, ...]}`` (see `ClipTargetEncoder`); None: CLIP from
+    ``clip_dir``."""
     shard = shard or Shard()
     records = shard.view(records)
 
     bad = [k for k in kinds if k not in TARGET_KINDS]
     if bad or not kinds:
         raise ValueError(f"Unknown target kinds {bad}: expected some of {TARGET_KINDS}.")
+    if encoder is None:
+        if clip_dir is None:
+            raise ValueError("build_targets needs clip_dir (a CLIP vision folder) or an encoder.")
+        encoder = ClipTargetEncoder(clip_dir, device=device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, processor = load_clip_vision(clip_dir, device=device)
     manifest_path = out / MANIFEST_NAME
     manifest = {
-        "clip_model": str(clip_dir),
-        "clip_config": {
-            k: getattr(model.config, k) for k in ("hidden_size", "projection_dim", "image_size", "patch_size")
-        },
-        "preprocessing": processor.to_dict(),
+        **encoder.describe(),
         "kinds": sorted(kinds),
         "store_dtype": str(store_dtype).replace("torch.", ""),
         "shapes": {},
     }
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
-        if old.get("kinds") != manifest["kinds"] or old.get("clip_config") != manifest["clip_config"]:
+        if old.get("kinds") != manifest["kinds"] or old.get("clip_config") != manifest.get("clip_config"):
             raise ValueError(
                 f"{out} holds targets built with another encoder or kinds ({old.get('kinds')}, "
                 f"{old.get('clip_config')}); use a new --out folder."
             )
         manifest["shapes"] = old.get("shapes", {})  # a resumed run may have nothing left to encode
     _write_json(manifest_path, manifest)
-    blank = encode_blank(model, kinds, int(model.config.image_size))
+    blank = encoder.encode_blank(kinds)
     if blank:
         _save_atomic(blank, out / UNCONDITIONAL_NAME)
 
@@ -172,7 +203,7 @@ def build_targets(
         tensors: dict[str, torch.Tensor] = {}
         for b in range(0, len(chunk), batch_size):
             batch = chunk[b : b + batch_size]
-            encoded = encode_images(model, processor, [r.load_target() for r in batch], kinds)
+            encoded = encoder.encode([r.load_target() for r in batch], kinds)
             for kind, values in encoded.items():
                 shapes[kind] = list(values.shape[1:])
                 for record, value in zip(batch, values):

@@ -104,6 +104,12 @@ class TrainConfig:
     head_width: int | None = option(
         None, "inner width of the vision head; null: min(hidden size, 1024)", group="objective"
     )
+    head_pool: str = option(
+        "user_turn",
+        "where the vision head pools: user_turn (image + instruction; the fixed system prompt left out) | "
+        "prompt (every prompt position: the design before issue 23, which collapses on Qwen2.5-VL)",
+        group="objective",
+    )
     # --- adaptation ---
     finetune: str = option(
         "lora", "lora (adapter on the language model) | full (all language-model weights)", group="adaptation"
@@ -147,6 +153,15 @@ class TrainConfig:
     save_every: int = option(200, "optimizer steps between resumable training states", group="output")
     keep_states: int = option(2, "how many resumable states to keep", group="output")
     log_every: int = option(10, "optimizer steps between metric log lines", group="output")
+    eval_every: int = option(
+        0,
+        "optimizer steps between held-out checks of the head (cos, spread of the outputs, cos to the mean "
+        "target; a collapsed head is a loud warning); 0: only at the end",
+        group="output",
+    )
+    eval_records: int = option(
+        32, "held-out records (the split's test part) each head check reads; 0: no check", group="output"
+    )
     resume: str = option(
         "auto", "auto (the latest state in output_dir) | never | <state folder>", group="output"
     )
@@ -165,6 +180,8 @@ class TrainConfig:
             problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.head_kind not in ("plain", "plus"):
             problems.append(f"head_kind must be 'plain' or 'plus', got {self.head_kind!r}")
+        if self.head_pool not in ("user_turn", "prompt"):
+            problems.append(f"head_pool must be 'user_turn' or 'prompt', got {self.head_pool!r}")
         if self.scheduler not in ("cosine", "linear", "constant"):
             problems.append(f"scheduler must be cosine, linear or constant, got {self.scheduler!r}")
         if not self.model:

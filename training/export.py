@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from .config import TrainConfig
+from .input_dependence import collapse_warning
 from .joint_model import JointModel, unwrap_peft
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,16 @@ def export_trained(
     negative_embeds=None,
     data: dict | None = None,
     trained_ids: list[str] | None = None,
+    head_check: dict | None = None,
+    head_check_where: str = "",
 ) -> tuple[Path | None, Path | None]:
     """Write the checkpoint (and the full model folder); returns ``(checkpoint_dir, model_dir)``
     (both ``None`` on processes other than the main one). ``negative_embeds``: a plus head's blank-image
     embedding from the targets (`TargetStore.unconditional`), stored in the checkpoint. ``data``
     (`training.train_data.data_provenance`) and ``trained_ids`` (the records trained on) are recorded
-    so evaluation can report them and refuse to test on training records."""
+    so evaluation can report them and refuse to test on training records. ``head_check``: the last
+    input-dependence check of the head (`training.input_dependence`), recorded in the manifest with its
+    collapse warning (``extra.collapse_warning``, None when the outputs depend on the input)."""
     from mindedit_core.checkpoint import base_model_info, save_mindedit_checkpoint
 
     full_state = accelerator.get_state_dict(joint)  # gathers shards under ZeRO-3 / FSDP
@@ -51,6 +56,9 @@ def export_trained(
         "data": data,
         "trained_ids": trained_ids,
     }
+    if head is not None:
+        extra["head_check"] = {"on": head_check_where, **head_check} if head_check else None
+        extra["collapse_warning"] = collapse_warning(head_check, where=head_check_where or "items")
     model_dir = None
     if cfg.finetune == "full":
         model_dir = out / "model"

@@ -4,7 +4,8 @@ FSDP shards the model in units: one per language-model decoder layer and one per
 layer (the rest, embeddings, projector and the vision head, sits in the root unit). Which classes
 those are differs per family and per transformers release (LLaVA-OneVision: ``Qwen2DecoderLayer`` +
 ``SiglipEncoderLayer``; Qwen2.5-VL: ``Qwen2_5_VLDecoderLayer`` + ``Qwen2_5_VLVisionBlock``; Qwen3-VL:
-``Qwen3VLTextDecoderLayer`` + ``Qwen3VLVisionBlock``), so the accelerate config does not name them:
+``Qwen3VLTextDecoderLayer`` + ``Qwen3VLVisionBlock``; Qwen3.5: ``Qwen3_5DecoderLayer`` + ``Qwen3_5VisionBlock``;
+Gemma 4: ``Gemma4TextDecoderLayer`` + ``Gemma4VisionEncoderLayer``), so the accelerate config does not name them:
 training reads them from the model (`layer_classes_to_wrap`) and hands them to accelerate's FSDP plugin
 (`configure_fsdp_wrap`). DeepSpeed ZeRO partitions every parameter and needs no such classes.
 """

@@ -56,8 +56,11 @@ class JointModel(nn.Module):
         labels: torch.Tensor,
         prompt_mask: torch.Tensor,
         target: torch.Tensor | None = None,
+        keep_prediction: bool = False,
         **image_inputs: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
+        """The losses (``loss``, ``ce``, ``embed``, ``cos``); with ``keep_prediction`` also the head's
+        output as ``prediction`` (evaluation of input dependence)."""
         core = unwrap_peft(self.mllm)
         images = {k: v.to(core.dtype) if v.is_floating_point() else v for k, v in image_inputs.items()}
         reading = capture_layer(core, self.layer, detach=False) if self.head is not None else nullcontext()
@@ -76,10 +79,12 @@ class JointModel(nn.Module):
                 raise ValueError("The vision head is trained but the batch has no CLIP target.")
             if capture is None or capture.hidden is None:
                 raise RuntimeError(f"Decoder layer {self.layer} did not run: cannot read its hidden states.")
-            pred = self.head(capture.hidden.float(), prompt_mask)
+            pred = self.head(capture.hidden.float(), prompt_mask, input_ids=input_ids)
             loss, cos = embed_loss(pred, target)
             metrics["embed"] = loss.detach()
             metrics["cos"] = cos
+            if keep_prediction:
+                metrics["prediction"] = pred.detach()
             total = self.lambda_embed * loss if total is None else total + self.lambda_embed * loss
         metrics["loss"] = total
         return metrics

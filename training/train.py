@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from mindedit_core.mllm.families import MLLMFamily, family_names, family_of
-from mindedit_core.vision_head import VisionHead, VisionHeadConfig
+from mindedit_core.vision_head import VisionHead, VisionHeadConfig, turn_start_token_id
 from mindedit_core.vision_head import default_layer as paper_default_layer
 
 from .cli_errors import add_verbose_flag, run_command
@@ -39,6 +39,7 @@ from .collate import EditTrainDataset, collate
 from .config import TrainConfig, build_config, options_help
 from .export import export_trained
 from .fsdp_wrap import configure_fsdp_wrap
+from .input_dependence import collapse_warning, input_dependence
 from .joint_model import JointModel, unwrap_peft
 from .metrics_log import MetricsLog, format_metrics
 from .model_setup import (
@@ -54,9 +55,10 @@ from .parent_watch import watch_launcher
 from .schedule import epoch_order, make_scheduler, steps_per_epoch
 from .state import restore_training_state, save_training_state, state_to_resume
 from .target_store import TargetStore
-from .train_data import select_training_records
+from .train_data import SPLIT_ALL, select_training_records
 
 log = logging.getLogger("training.train")
+CHECKS_LOG = "head_checks.jsonl"  # one line per held-out head check (cos, spread, collapse)
 
 TRAIN_DATA_FILE = "train_data.json"  # <out>/train_data.json: the dataset, split and record ids trained on
 
@@ -72,8 +74,11 @@ class TrainResult:
     checkpoint_dir: Path | None
     model_dir: Path | None
     history: list[dict] = field(default_factory=list)
-    train_eval_start: dict | None = None
-    train_eval_end: dict | None = None
+    train_eval_start: dict | None = None  # the `eval_train` check before training (held-out records)
+    train_eval_end: dict | None = None  # ... and after
+    eval_where: str = ""  # "held-out records", or training records when the split has none
+    checks: list[dict] = field(default_factory=list)  # every held-out check: {"step", metrics...}
+    collapse_warning: str | None = None  # the last check's warning (None: outputs depend on the input)
 
 
 # -- model --------------------------------------------------------------------------------------------
@@ -112,9 +117,16 @@ def build_joint_model(
         shape = targets.sample_shape(cfg.head_kind)
         spec_kwargs = {"out_dim": shape[-1], "out_tokens": shape[0] if len(shape) == 2 else None}
         hidden, _depth = family.text_dims(unwrap_peft(model))
+        if cfg.head_pool == "user_turn":
+            spec_kwargs["turn_start_id"] = turn_start_token_id(getattr(processor, "tokenizer", processor))
         head = VisionHead(
             VisionHeadConfig(
-                hidden_size=hidden, layer=layer, kind=cfg.head_kind, width=cfg.head_width, **spec_kwargs
+                hidden_size=hidden,
+                layer=layer,
+                kind=cfg.head_kind,
+                width=cfg.head_width,
+                pool=cfg.head_pool,
+                **spec_kwargs,
             )
         )
         # The output scale is measured on training targets only (at most 512 of them).
@@ -158,22 +170,55 @@ def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
-# -- evaluation on the training set (sanity check; no dropout) -------------------------------------
+# -- evaluation: losses and the head's input dependence, on held-out records when the split has them --
 @torch.no_grad()
-def evaluate(joint: JointModel, loader, device) -> dict:
+def evaluate(joint: JointModel, loader, device, mean_target: torch.Tensor | None = None) -> dict:
+    """Mean CE / 1 - cos / cos over ``loader`` and, with a head, its input dependence
+    (`training.input_dependence`: spread of the outputs, cos to ``mean_target``, ``collapsed``)."""
     was_training = joint.training
     joint.eval()
     sums: dict[str, float] = {}
     count = 0
+    predictions, targets = [], []
     for batch in loader:
-        out = joint(**_model_inputs(batch, device))
+        out = joint(**_model_inputs(batch, device), keep_prediction=True)
         n = batch["input_ids"].shape[0]
         for key in ("ce", "embed", "cos"):
             if key in out:
                 sums[key] = sums.get(key, 0.0) + float(out[key]) * n
+        if "prediction" in out:
+            predictions.append(out["prediction"].float().cpu())
+            targets.append(batch["target"].float())
         count += n
     joint.train(was_training)
-    return {k: v / max(1, count) for k, v in sums.items()}
+    result = {k: v / max(1, count) for k, v in sums.items()}
+    if len(predictions) and count >= 2:
+        result.update(input_dependence(torch.cat(predictions), torch.cat(targets), mean_target))
+    return result
+
+
+def _report_check(what: str, metrics: dict, where: str) -> str | None:
+    """Log one evaluation; a collapsed head is logged as an error-level warning. Returns the warning."""
+    shown = {k: v for k, v in metrics.items() if k != "collapsed"}
+    log.info("%s (%s): %s", what, where, format_metrics(shown))
+    warning = collapse_warning(metrics, where=where)
+    if warning:
+        log.error("%s", warning)
+    return warning
+
+
+def _check_records(cfg: TrainConfig, targets: TargetStore | None, limit: int, train_records):
+    """``(records, where)``: up to ``limit`` records of the split's test part (held out); the training
+    records, labelled so, when the run has no held-out part (``split=all``) or it is empty."""
+    if cfg.split not in SPLIT_ALL and cfg.subset != "test":
+        try:
+            held_out = select_training_records(replace(cfg, subset="test", limit=limit), targets=targets)
+            return held_out, "held-out records"
+        except ValueError as exc:
+            log.warning("No held-out records to check the head on (%s): using training records.", exc)
+    else:
+        log.warning("split=%s has no held-out part: the head is checked on training records.", cfg.split)
+    return train_records[:limit], "training records (not held out)"
 
 
 def _model_inputs(batch: dict, device) -> dict:
@@ -183,8 +228,9 @@ def _model_inputs(batch: dict, device) -> dict:
 
 # -- main loop ----------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, *, debug_stop_after: int | None = None, eval_train: int = 0) -> TrainResult:
-    """Run (or resume) a training. ``eval_train`` > 0 evaluates that many training samples before and
-    after (mean CE and cosine). ``debug_stop_after``: raise `SimulatedKill` after that optimizer step's
+    """Run (or resume) a training. ``eval_train`` > 0 evaluates that many held-out records (the split's
+    test part; training records only when the split has none) before and after: mean CE, cosine and
+    the head's input dependence. ``debug_stop_after``: raise `SimulatedKill` after that optimizer step's
     state save (tests of exact resumption)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -270,15 +316,52 @@ def _train_locked(
         log.info("Resumed from %s (step %d, epoch %d).", state, global_step, epoch)
 
     metrics_log = MetricsLog(out, accelerator.is_main_process, cfg.tensorboard, start_step=global_step)
-    eval_loader = None
     result = TrainResult(out, global_step, None, None)
-    if eval_train:
-        eval_loader = DataLoader(
-            Subset(dataset, list(range(min(eval_train, n)))), batch_size=cfg.batch_size, collate_fn=collate_fn
+    main = accelerator.is_main_process
+    # Held-out checks: `eval_train` records before/after, and `eval_records` for the head's input
+    # dependence every `eval_every` steps and at the end.
+    head_checks = cfg.eval_records if cfg.uses_head else 0
+    check_loader = start_loader = None
+    mean_target = None
+    if head_checks or eval_train:
+        check_records, result.eval_where = _check_records(cfg, targets, max(head_checks, eval_train), records)
+        check_set = EditTrainDataset(
+            check_records,
+            processor,
+            with_answer=cfg.uses_text,
+            targets=targets,
+            target_kind=cfg.head_kind,
+            use_mask=cfg.use_mask,
+            max_side=cfg.max_side,
+            family=dataset.family,
         )
-        if state is None:
-            result.train_eval_start = evaluate(joint, eval_loader, accelerator.device)
-            log.info("train-set check before training: %s", format_metrics(result.train_eval_start))
+
+        def loader_of(count: int) -> DataLoader:
+            # Its own generator: a check must not draw from the global RNG (exact resume).
+            return DataLoader(
+                Subset(check_set, list(range(min(count, len(check_set))))),
+                batch_size=cfg.batch_size,
+                collate_fn=collate_fn,
+                generator=torch.Generator().manual_seed(0),
+            )
+
+        check_loader = loader_of(head_checks) if head_checks else None
+        start_loader = loader_of(eval_train) if eval_train else None
+        if targets is not None and cfg.uses_head:
+            mean_target = targets.stack(sorted(records.ids())[:512], cfg.head_kind).mean(dim=0)
+    if start_loader is not None and state is None:
+        result.train_eval_start = evaluate(joint, start_loader, accelerator.device, mean_target)
+        if main:
+            _report_check("check before training", result.train_eval_start, result.eval_where)
+
+    def check_head(step: int) -> None:
+        metrics = evaluate(joint, check_loader, accelerator.device, mean_target)
+        result.checks.append({"step": step, **metrics})
+        result.collapse_warning = collapse_warning(metrics, where=result.eval_where)
+        if main:
+            _report_check(f"head check at step {step}", metrics, result.eval_where)
+            with (out / CHECKS_LOG).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": step, "on": result.eval_where, **metrics}) + "\n")
 
     from tqdm import tqdm
 
@@ -340,6 +423,9 @@ def _train_locked(
                 global_step % cfg.log_every == 0 or global_step == total_steps
             ):
                 log.info("step %d/%d %s", global_step, total_steps, format_metrics(record))
+            periodic = cfg.eval_every and global_step % cfg.eval_every == 0
+            if check_loader is not None and periodic and global_step < total_steps:
+                check_head(global_step)  # (the last step's check follows the loop)
             if global_step % cfg.save_every == 0 or global_step == total_steps:
                 save_training_state(
                     accelerator,
@@ -360,9 +446,12 @@ def _train_locked(
             window_in_epoch = 0
     bar.close()
 
-    if eval_loader is not None:
-        result.train_eval_end = evaluate(joint, eval_loader, accelerator.device)
-        log.info("train-set check after training: %s", format_metrics(result.train_eval_end))
+    if check_loader is not None:
+        check_head(global_step)
+    if start_loader is not None:
+        result.train_eval_end = evaluate(joint, start_loader, accelerator.device, mean_target)
+        if main:
+            _report_check("check after training", result.train_eval_end, result.eval_where)
     accelerator.wait_for_everyone()
     result.global_step = global_step
     result.checkpoint_dir, result.model_dir = export_trained(
@@ -377,6 +466,8 @@ def _train_locked(
         negative_embeds=targets.unconditional(cfg.head_kind) if targets is not None else None,
         data=records.provenance,
         trained_ids=records.ids(),
+        head_check=result.checks[-1] if result.checks else None,
+        head_check_where=result.eval_where,
     )
     metrics_log.close()
     accelerator.wait_for_everyone()
@@ -405,7 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", dest="output_dir", default=None)
     p.add_argument("--variant", default=None, choices=("joint", "text_only", "head_only"))
     p.add_argument("--max-steps", dest="max_steps", type=int, default=None)
-    p.add_argument("--eval-train", type=int, default=0, help="check N training samples before/after")
+    p.add_argument(
+        "--eval-train",
+        type=int,
+        default=0,
+        help="check N held-out records (the split's test part) before/after: CE, cosine, input dependence",
+    )
     return p
 
 
@@ -424,6 +520,11 @@ def _run(args: argparse.Namespace) -> int:
     }
     cfg = build_config(args.config, args.set, **explicit)
     result = train(cfg, eval_train=args.eval_train)
+    for name, check in (("before", result.train_eval_start), ("after", result.train_eval_end)):
+        if check:
+            print(f"check {name} training ({result.eval_where}): {format_metrics(check)}")
+    if result.collapse_warning or collapse_warning(result.train_eval_end, where=result.eval_where):
+        print("WARNING: " + (result.collapse_warning or collapse_warning(result.train_eval_end)))
     if result.checkpoint_dir:
         print(f"checkpoint: {result.checkpoint_dir}")
     if result.model_dir:

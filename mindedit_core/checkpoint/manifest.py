@@ -228,6 +228,7 @@ def save_mindedit_checkpoint(
                 "kind": head.config.kind,
                 "out_dim": head.config.out_dim,
                 "out_tokens": head.config.out_tokens,
+                "pool": head.config.pool,  # the head's design (vision_head.py); absent = "prompt"
             },
             "prompt_version": prompt_version,
             "parts": {
@@ -339,4 +340,7 @@ def load_head(ckpt: MindEditCheckpoint, *, device: Any = None):
             f"{ckpt.head_path} (hidden {head.config.hidden_size}, layer {head.config.layer}) does not match "
             f"{ckpt.path / MANIFEST_NAME} (hidden {ckpt.base.hidden_size}, layer {ckpt.layer})."
         )
+    collapsed = (ckpt.manifest.get("extra") or {}).get("collapse_warning")
+    if collapsed:  # recorded by training's held-out check (training/input_dependence.py)
+        log.warning("MIND-Edit checkpoint %s: %s", ckpt.path, collapsed)
     return head.eval()

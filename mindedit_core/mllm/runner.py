@@ -204,12 +204,15 @@ class MindEditMLLM(PassCalls):
         return (options or self.default_options).with_overrides(**overrides)
 
     # -- internals -------------------------------------------------------------------------------
-    def _apply_head(
-        self, head: VisionHead, hidden: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def _apply_head(self, head: VisionHead, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """The head on the captured states; it gets the prompt's ids too (user-turn pooling)."""
         head_device = next(head.parameters()).device
         with torch.no_grad():
-            return head(hidden.to(head_device), attention_mask.to(head_device))
+            return head(
+                hidden.to(head_device),
+                inputs["attention_mask"].to(head_device),
+                input_ids=inputs["input_ids"].to(head_device),
+            )
 
     @torch.no_grad()
     def _embed_only(self, request: PassRequest, opts: PassOptions) -> PassResult:
@@ -224,7 +227,7 @@ class MindEditMLLM(PassCalls):
         )
         with capture_layer(self.model, self.layer, stop_after=True) as capture:
             hidden = run_until_captured(lambda: self.model(**inputs, use_cache=False), capture)
-        v_insight = self._apply_head(self.head, hidden, inputs["attention_mask"])
+        v_insight = self._apply_head(self.head, hidden, inputs)
         return PassResult(
             refined=None,
             v_insight=v_insight,
@@ -282,7 +285,7 @@ class MindEditMLLM(PassCalls):
         if embed:
             if hidden is None:
                 raise RuntimeError("The layer hook did not capture the prefill hidden states.")
-            v_insight = self._apply_head(self.head, hidden, inputs["attention_mask"])
+            v_insight = self._apply_head(self.head, hidden, inputs)
         done = time.perf_counter()
         return PassResult(
             refined=refined,

@@ -285,9 +285,18 @@ def _edit_one(
         "refinement_warning": cond.warning,
         "seed": this_seed,
     }
+    if image_embed == "insight":  # for the report's input-dependence check (insight_check.py)
+        row["insight_vector"] = insight_vector(cond.image_embeds)
     atomic_write_json(item_path(out_dir, record.id), row)
     atomic_write_bytes(image_path(out_dir, record.id), _png_bytes(result))
     return row
+
+
+def insight_vector(embeds) -> list[float]:
+    """A compact copy of one item's ``v_insight`` for the report: the vector (plain) or its mean over
+    tokens (plus), rounded to 5 decimals."""
+    values = embeds.detach().float().cpu().reshape(-1, embeds.shape[-1]).mean(dim=0)
+    return [round(float(v), 5) for v in values]
 
 
 def make_run_info(

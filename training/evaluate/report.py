@@ -18,6 +18,7 @@ from training.data.synthetic import is_synthetic
 
 from . import plots
 from .ablation_rows import ROW_ORDER, classify_run
+from .insight_check import insight_section, insight_stats
 from .metrics import DISPLAY_NAMES, HIGHER_IS_BETTER
 from .provenance import partial_copy_note, split_overlap, training_summary
 from .reported import (
@@ -58,6 +59,7 @@ class ScoredRun:
         items = [item for item_id, item in read_manifest(self.folder).items() if item_id in scored]
         self.fallbacks = sum(1 for item in items if _fell_back(item))
         self.refined_items = sum(1 for item in items if item.get("prompt_origin") == "mllm")
+        self.insight = insight_stats(items)  # spread of v_insight over the items (None: not used)
         self.provenance = run_provenance(self.info, self.summary, self.sources)
         self.synthetic = bool(  # the data, the SD model, or a checkpoint trained on a synthetic fixture
             self.provenance["dataset"].get("synthetic")
@@ -481,7 +483,15 @@ def build_report(
     for warnings in (provenance_warnings(runs), fallback_warnings(runs)):
         if warnings:
             parts.append(warnings)
+    collapse_warnings, insight_table = insight_section(runs)
+    if collapse_warnings:
+        parts.append(collapse_warnings)
     parts += ["## Results (paper Table 1 layout)", table1(runs)]
+    if insight_table:
+        parts += [
+            "## v_insight input dependence (beside CLIP-I, which cannot see a collapsed head)",
+            insight_table,
+        ]
     for benchmark in sorted({r.benchmark for r in runs}):
         ablation = table2(runs, benchmark)
         if ablation:
