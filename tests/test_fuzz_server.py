@@ -33,6 +33,16 @@ SEED = int(os.environ.get("MINDEDIT_FUZZ_SEED", "20"))
 CLEAR_ERRORS = ("SourceImageError", "EmptyInstructionError", "NonFiniteValueError")
 
 
+def _loads_images_with_pillow() -> bool:
+    """Whether the tree's Load Image reads files with Pillow, as `comfy_load_image` does (0.3.75).
+    Newer trees (0.33) decode through PyAV first: other pixels for some modes (16-bit PNG is not
+    flattened to white) and files PyAV cannot read fail inside core's node, before the pack runs."""
+    from devkit.comfyui_runtime.tree import comfyui_root
+
+    loader = (comfyui_root() / "nodes.py").read_text(encoding="utf-8")
+    return "VideoFromFile(image_path)" not in loader
+
+
 @pytest.fixture(scope="module")
 def server_env(comfyui_server, fixture_cache, tiny_sd15_sites16):
     from devkit.fixtures.ipadapter_files import ipadapter_file
@@ -92,7 +102,9 @@ def _prompt(env, case: Case, name: str, index: int) -> dict:
     return prompt
 
 
-def _check_result(result, prompt, case: Case, loaded: np.ndarray, alpha_mask: np.ndarray) -> None:
+def _check_result(
+    result, prompt, case: Case, loaded: np.ndarray, alpha_mask: np.ndarray, pixels_known: bool
+) -> None:
     texts = preview_texts(result, prompt)
     status = texts[wf.STATUS_PREVIEW_TITLE]
     positive, negative = texts[wf.POSITIVE_PREVIEW_TITLE], texts[wf.NEGATIVE_PREVIEW_TITLE]
@@ -105,6 +117,8 @@ def _check_result(result, prompt, case: Case, loaded: np.ndarray, alpha_mask: np
     assert out.shape == loaded.shape, (out.shape, loaded.shape)
     if int(out.max()) - int(out.min()) <= 1:
         assert "WARNING" in status, status
+    if not pixels_known:  # the tree decoded the file its own way: the size and prompts are what we know
+        return
     if int(loaded.max()) - int(loaded.min()) <= 1:
         assert "source image is blank" in status, status
     if float(alpha_mask.max()) > 1 / 255:
@@ -147,6 +161,7 @@ def _clear_error(result) -> bool:
 def test_a_seeded_sample_of_fuzz_cases_through_the_real_server(server_env):
     rng = random.Random(SEED)
     client = server_env["client"]
+    pixels_known = _loads_images_with_pillow()
     outcomes: dict[str, int] = {}
     for index in range(CASES):
         case = sample_case(rng)
@@ -167,8 +182,11 @@ def test_a_seeded_sample_of_fuzz_cases_through_the_real_server(server_env):
                 assert _clear_error(result), result.describe_error()
             outcomes["refused"] = outcomes.get("refused", 0) + 1
         elif result.ok:
-            _check_result(result, prompt, case, loaded, alpha_mask)
+            _check_result(result, prompt, case, loaded, alpha_mask, pixels_known)
             outcomes["result"] = outcomes.get("result", 0) + 1
+        elif result.error is not None and result.error.node_type == "LoadImage" and not pixels_known:
+            # core's own Load Image (PyAV) could not read the file: ComfyUI's error, before the pack ran
+            outcomes["core_load_error"] = outcomes.get("core_load_error", 0) + 1
         else:
             assert _clear_error(result), result.describe_error()
             outcomes["error"] = outcomes.get("error", 0) + 1
