@@ -158,6 +158,20 @@ def resolve_layer(
     return layer
 
 
+def _edit_dataset(cfg: TrainConfig, records, processor, targets, family) -> EditTrainDataset:
+    """The training examples of ``records`` as ``cfg`` encodes them (the training set and the held-out checks)."""
+    return EditTrainDataset(
+        records,
+        processor,
+        with_answer=cfg.uses_text,
+        targets=targets,
+        target_kind=cfg.head_kind,
+        use_mask=cfg.use_mask,
+        max_side=cfg.max_side,
+        family=family,
+    )
+
+
 def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
     body = [p for n, p in joint.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups = []
@@ -277,16 +291,7 @@ def _train_locked(
     joint, processor, layer = build_joint_model(cfg, targets, precision, records.ids())
     tokenizer = getattr(processor, "tokenizer", processor)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    dataset = EditTrainDataset(
-        records,
-        processor,
-        with_answer=cfg.uses_text,
-        targets=targets,
-        target_kind=cfg.head_kind,
-        use_mask=cfg.use_mask,
-        max_side=cfg.max_side,
-        family=family_of(unwrap_peft(joint.mllm)),
-    )
+    dataset = _edit_dataset(cfg, records, processor, targets, family_of(unwrap_peft(joint.mllm)))
     collate_fn = partial(collate, pad_token_id=pad_id)
     n = len(dataset)
     if n < world:
@@ -325,16 +330,7 @@ def _train_locked(
     mean_target = None
     if head_checks or eval_train:
         check_records, result.eval_where = _check_records(cfg, targets, max(head_checks, eval_train), records)
-        check_set = EditTrainDataset(
-            check_records,
-            processor,
-            with_answer=cfg.uses_text,
-            targets=targets,
-            target_kind=cfg.head_kind,
-            use_mask=cfg.use_mask,
-            max_side=cfg.max_side,
-            family=dataset.family,
-        )
+        check_set = _edit_dataset(cfg, check_records, processor, targets, dataset.family)
 
         def loader_of(count: int) -> DataLoader:
             # Its own generator: a check must not draw from the global RNG (exact resume).
