@@ -72,6 +72,22 @@ def test_paper_preset_derives_layer_m_from_the_depth_and_names_it_when_out_of_ra
         resolve_layer(21, 4, model_name="tiny")
 
 
+def test_joint_and_head_only_start_from_the_same_head(training_inputs, tmp_path):
+    """Issue 23: the head's init must not depend on how many LoRA layers drew from the RNG before it
+    (joint: every layer; head_only: below m), or joint vs head_only compares two different inits."""
+    from training.target_store import TargetStore
+    from training.train import build_joint_model
+
+    heads = {}
+    for variant in ("joint", "head_only"):
+        cfg = tiny_config(training_inputs, tmp_path / variant, variant=variant, seed=3)
+        joint, _, _ = build_joint_model(cfg, TargetStore(cfg.targets), "fp32")
+        heads[variant] = joint.head.state_dict()
+    assert heads["joint"].keys() == heads["head_only"].keys()
+    for name, value in heads["joint"].items():
+        assert torch.equal(value, heads["head_only"][name]), name
+
+
 def test_epoch_order_is_seeded_and_shards_evenly():
     a0 = epoch_order(11, seed=1, epoch=0, rank=0, world=2)
     a1 = epoch_order(11, seed=1, epoch=0, rank=1, world=2)

@@ -119,6 +119,9 @@ def build_joint_model(
         hidden, _depth = family.text_dims(unwrap_peft(model))
         if cfg.head_pool == "user_turn":
             spec_kwargs["turn_start_id"] = turn_start_token_id(getattr(processor, "tokenizer", processor))
+        # The head's init depends on the seed only, not on how many LoRA layers drew from the RNG
+        # before it: joint and head_only (LoRA on every layer vs below m) start from the same head.
+        torch.manual_seed(cfg.seed + HEAD_SEED_OFFSET)
         head = VisionHead(
             VisionHeadConfig(
                 hidden_size=hidden,
@@ -134,6 +137,10 @@ def build_joint_model(
         head.set_target_norm(targets.stack(sample_ids, cfg.head_kind))
     joint = JointModel(model, head, layer=layer, text_loss=cfg.uses_text, lambda_embed=cfg.lambda_embed)
     return joint, processor, layer
+
+
+# Added to the seed for the head's init, so it does not repeat the LoRA's random draws.
+HEAD_SEED_OFFSET = 7919
 
 
 def resolve_layer(
