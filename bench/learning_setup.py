@@ -166,7 +166,7 @@ def frozen_states(bench: Bench, family: str, ids: list[str] | None = None) -> Fr
     states = FrozenStates(
         layer=layer,
         hidden_size=family.text_dims(model)[0],
-        turn_start_id=turn_start_token_id(getattr(processor, "tokenizer", processor)),
+        turn_start_id=turn_start_token_id(getattr(processor, "tokenizer", processor), family.turn_start),
         hidden={},
         input_ids={},
     )

@@ -53,16 +53,16 @@ from .safe_files import CHECKPOINT_FIX, check_safetensors_file, load_safetensors
 HEAD_FORMAT = "mindedit.vision_head/1"
 _CONFIG_KEY = "mindedit.vision_head.config"
 POOLING = ("prompt", "user_turn")
-TURN_START_TOKEN = "<|im_start|>"  # every supported family uses ChatML turns
+TURN_START_TOKEN = "<|im_start|>"  # ChatML's; a family names its own (`MLLMFamily.turn_start`)
 
 
-def turn_start_token_id(tokenizer) -> int:
-    """The id of ``<|im_start|>`` in ``tokenizer`` (a user-turn head's ``turn_start_id``)."""
-    token_id = tokenizer.convert_tokens_to_ids(TURN_START_TOKEN)
+def turn_start_token_id(tokenizer, token: str = TURN_START_TOKEN) -> int:
+    """The id of the turn-start ``token`` in ``tokenizer`` (a user-turn head's ``turn_start_id``)."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
     if token_id is None or (tokenizer.unk_token_id is not None and token_id == tokenizer.unk_token_id):
         raise ValueError(
-            f"The tokenizer has no {TURN_START_TOKEN!r} token, so the user turn cannot be found: train "
-            "with head_pool=prompt for a model without ChatML turns."
+            f"The tokenizer has no {token!r} token, so the user turn cannot be found: check the model's "
+            "family (its turn_start token), or train with head_pool=prompt."
         )
     return int(token_id)
 
@@ -120,7 +120,7 @@ class VisionHeadConfig:
             raise ValueError(f"VisionHeadConfig.pool must be one of {POOLING}, got {self.pool!r}.")
         if self.pool == "user_turn" and self.turn_start_id is None:
             raise ValueError(
-                f"A 'user_turn' head needs turn_start_id (the tokenizer's id of {TURN_START_TOKEN!r})."
+                "A 'user_turn' head needs turn_start_id (the tokenizer's id of the family's turn-start token)."
             )
         if self.kind == "plus" and not self.out_tokens:
             raise ValueError("A 'plus' vision head needs out_tokens (257 for SD1.5 IP-Adapter plus).")

@@ -48,7 +48,12 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_llava_dir, 
     )
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["parts"] == {"lora": True, "vision_head": True, "negative_embeds": False}
-    assert manifest["layer"] == 2 and manifest["head"] == {"kind": "plus", "out_dim": 1280, "out_tokens": 257}
+    assert manifest["layer"] == 2 and manifest["head"] == {
+        "kind": "plus",
+        "out_dim": 1280,
+        "out_tokens": 257,
+        "pool": "prompt",
+    }
     assert manifest["base_model"]["hidden_size"] == 64 and manifest["base_model"]["num_layers"] == 4
 
     loaded = load_mllm(tiny_llava_dir, device="cpu", dtype="fp32", checkpoint_dir=out)

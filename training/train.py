@@ -118,7 +118,9 @@ def build_joint_model(
         spec_kwargs = {"out_dim": shape[-1], "out_tokens": shape[0] if len(shape) == 2 else None}
         hidden, _depth = family.text_dims(unwrap_peft(model))
         if cfg.head_pool == "user_turn":
-            spec_kwargs["turn_start_id"] = turn_start_token_id(getattr(processor, "tokenizer", processor))
+            spec_kwargs["turn_start_id"] = turn_start_token_id(
+                getattr(processor, "tokenizer", processor), family.turn_start
+            )
         # The head's init depends on the seed only, not on how many LoRA layers drew from the RNG
         # before it: joint and head_only (LoRA on every layer vs below m) start from the same head.
         torch.manual_seed(cfg.seed + HEAD_SEED_OFFSET)

@@ -95,7 +95,8 @@ class MLLMFamily:
     at a few sides (measured with the real processor settings, BENCHMARKS.md); the nodes' image-budget
     tooltip and docs/MODELS.md read them. ``end_of_answer``: the chat template's end-of-turn token, which
     ends the supervised answer in training (the tokenizer's eos is used if it is not one token).
-    ``chat_template_options``: keyword arguments for ``apply_chat_template`` (e.g. thinking off for
+    ``turn_start``: the token that opens every chat turn (a ``user_turn`` vision head pools from the
+    user's). ``chat_template_options``: keyword arguments for ``apply_chat_template`` (e.g. thinking off for
     models that think by default). ``folder_note``: extra advice for users whose folder has the wrong
     layout.
     """
@@ -116,6 +117,7 @@ class MLLMFamily:
     image_after_text: bool = False
     token_aligned_keys: tuple[str, ...] = ()
     end_of_answer: str = "<|im_end|>"
+    turn_start: str = "<|im_start|>"
     lora_modules: str = DEFAULT_LORA_MODULES
     lora_layers: str = DEFAULT_LORA_LAYERS
     layer_fraction: tuple[int, int] = PAPER_LAYER_FRACTION
@@ -314,8 +316,8 @@ def check_family(family: MLLMFamily) -> list[str]:
     for side in (384, 1024):
         if family.tokens_at(side) is None:
             problems.append(f"image_tokens has no count for {side} px")
-    if not family.end_of_answer or not family.tokens_per_image_note:
-        problems.append("end_of_answer or tokens_per_image_note is empty")
+    if not family.end_of_answer or not family.turn_start or not family.tokens_per_image_note:
+        problems.append("end_of_answer, turn_start or tokens_per_image_note is empty")
     try:
         re.compile(family.lora_target_regex())
     except re.error as exc:

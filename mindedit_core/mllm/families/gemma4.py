@@ -31,6 +31,7 @@ GEMMA4 = MLLMFamily(
     image_after_text=True,
     token_aligned_keys=("mm_token_type_ids",),
     end_of_answer="<turn|>",
+    turn_start="<|turn>",
     image_tokens_follow_side=False,
     kv_shared_layers_key="num_kv_shared_layers",
     releases=(
