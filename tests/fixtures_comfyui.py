@@ -103,3 +103,25 @@ def tiny_sdxl_sites70(fixture_cache: Path) -> Path:
     from devkit.fixtures.sdxl import tiny_sdxl_checkpoint
 
     return tiny_sdxl_checkpoint(fixture_cache, "sites70", seed=0)
+
+
+def link_tiny_sd15_models(server, fixture_cache: Path, checkpoint: Path):
+    """The tiny SD1.5 MIND-Edit set (LLaVA-OneVision, a plain head, a 16-site plain IP-Adapter and
+    ``checkpoint``) as the demo names them, linked into ``server``'s model folders: the DemoModels."""
+    from devkit.demo import DemoModels
+    from devkit.fixtures.ipadapter_files import ipadapter_file
+    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
+    from devkit.fixtures.sd15 import attn2_sites
+
+    widths = [site.width for site in attn2_sites("sites16")]
+    models = DemoModels(
+        checkpoint=checkpoint,
+        llm_dir=tiny_llava_onevision(fixture_cache),
+        mindedit_dir=tiny_mindedit_checkpoint(fixture_cache, kind="plain"),
+        ipadapter=ipadapter_file(fixture_cache, "plain", site_widths=widths),
+        tiny=True,
+    )
+    for folder, paths in models.comfy_models().items():
+        for path in paths:
+            server.add_model(folder, path)
+    return models

@@ -18,13 +18,14 @@ import random
 
 import numpy as np
 import pytest
+from fixtures_comfyui import link_tiny_sd15_models
 from fuzz_cases import MARKER, Case, sample_case
 from helpers_nodes import comfy_load_image
 from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import DemoModels, preview_texts
 from devkit.demo import prepare_prompt as demo_prompt
+from devkit.demo import preview_texts
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
@@ -45,21 +46,7 @@ def _loads_images_with_pillow() -> bool:
 
 @pytest.fixture(scope="module")
 def server_env(comfyui_server, fixture_cache, tiny_sd15_sites16):
-    from devkit.fixtures.ipadapter_files import ipadapter_file
-    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
-    from devkit.fixtures.sd15 import attn2_sites
-
-    widths = [site.width for site in attn2_sites("sites16")]
-    models = DemoModels(
-        checkpoint=tiny_sd15_sites16,
-        llm_dir=tiny_llava_onevision(fixture_cache),
-        mindedit_dir=tiny_mindedit_checkpoint(fixture_cache, kind="plain"),
-        ipadapter=ipadapter_file(fixture_cache, "plain", site_widths=widths),
-        tiny=True,
-    )
-    for folder, paths in models.comfy_models().items():
-        for path in paths:
-            comfyui_server.add_model(folder, path)
+    models = link_tiny_sd15_models(comfyui_server, fixture_cache, tiny_sd15_sites16)
     client = comfyui_server.client
     return {"server": comfyui_server, "client": client, "models": models, "info": client.object_info()}
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_comfyui import link_tiny_sd15_models
 from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, DemoModels, preview_texts
+from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, preview_texts
 from devkit.demo import prepare_prompt as demo_prompt
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
@@ -32,21 +33,7 @@ FROZEN_DIR = Path(__file__).resolve().parent / "assets" / "frozen_workflows"
 @pytest.fixture(scope="module")
 def e2e(comfyui_server, fixture_cache, tiny_sd15_sites16, tmp_path_factory):
     """Our tiny models linked into the session server, the 128 px sample uploaded."""
-    from devkit.fixtures.ipadapter_files import ipadapter_file
-    from devkit.fixtures.llava_onevision import tiny_llava_onevision, tiny_mindedit_checkpoint
-    from devkit.fixtures.sd15 import attn2_sites
-
-    widths = [site.width for site in attn2_sites("sites16")]
-    models = DemoModels(
-        checkpoint=tiny_sd15_sites16,
-        llm_dir=tiny_llava_onevision(fixture_cache),
-        mindedit_dir=tiny_mindedit_checkpoint(fixture_cache, kind="plain"),
-        ipadapter=ipadapter_file(fixture_cache, "plain", site_widths=widths),
-        tiny=True,
-    )
-    for folder, paths in models.comfy_models().items():
-        for path in paths:
-            comfyui_server.add_model(folder, path)
+    models = link_tiny_sd15_models(comfyui_server, fixture_cache, tiny_sd15_sites16)
     work = tmp_path_factory.mktemp("e2e_images")
     source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
     mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
