@@ -137,6 +137,13 @@ class TrainConfig:
     )
     weight_decay: float = option(0.0, "AdamW weight decay", group="optimisation")
     warmup_ratio: float = option(0.03, "share of the optimizer steps spent warming up", group="optimisation")
+    head_warmup_steps: int = option(
+        0,
+        "optimizer steps at the start in which only the vision head learns; the LoRA / language model "
+        "waits, then runs its own warm-up and schedule over the remaining steps (head first, then "
+        "joint: see docs/TRAINING.md#learning-benchmark-does-v_insight-depend-on-the-edit); 0: off",
+        group="optimisation",
+    )
     scheduler: str = option(
         "cosine", "learning-rate schedule: cosine | linear | constant", group="optimisation"
     )
@@ -197,6 +204,13 @@ class TrainConfig:
             problems.append(
                 f"variant {self.variant!r} trains the vision head: pass targets= (the folder from "
                 "`python -m training.build_targets`)"
+            )
+        if self.head_warmup_steps < 0:
+            problems.append(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
+        elif self.head_warmup_steps and not self.uses_head:
+            problems.append(
+                f"head_warmup_steps={self.head_warmup_steps} needs a vision head, and variant "
+                f"{self.variant!r} trains none: set head_warmup_steps=0"
             )
         if self.batch_size < 1 or self.grad_accum < 1:
             problems.append("batch_size and grad_accum must be >= 1")

@@ -27,17 +27,30 @@ def steps_per_epoch(n: int, cfg: TrainConfig, world: int) -> int:
     return math.ceil(micro / cfg.grad_accum)
 
 
-def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
+def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """The schedule's multiplier of the base lr at optimizer ``step`` of ``total_steps``."""
     warmup = int(round(cfg.warmup_ratio * total_steps))
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if cfg.scheduler == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    if cfg.scheduler == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if cfg.scheduler == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        if cfg.scheduler == "linear":
-            return max(0.0, 1.0 - progress)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
+    """One schedule for every parameter group; with ``cfg.head_warmup_steps`` the body's group (named
+    ``"body"`` by `training.train.param_groups`) holds at 0 for those steps, then runs the same
+    schedule over the steps left, while the head's group follows the whole schedule."""
+    hold = min(cfg.head_warmup_steps, total_steps)
+
+    def whole(step: int) -> float:
+        return lr_factor(step, total_steps, cfg)
+
+    def after_hold(step: int) -> float:
+        return 0.0 if step < hold else lr_factor(step - hold, total_steps - hold, cfg)
+
+    lambdas = [after_hold if hold and group.get("name") == "body" else whole for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

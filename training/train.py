@@ -185,10 +185,15 @@ def param_groups(joint: JointModel, cfg: TrainConfig) -> list[dict]:
     body = [p for n, p in joint.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups = []
     if body:
-        groups.append({"params": body, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
+        groups.append({"name": "body", "params": body, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
     if joint.head is not None:
         groups.append(
-            {"params": list(joint.head.parameters()), "lr": cfg.head_lr or cfg.lr, "weight_decay": 0.0}
+            {
+                "name": "head",
+                "params": list(joint.head.parameters()),
+                "lr": cfg.head_lr or cfg.lr,
+                "weight_decay": 0.0,
+            }
         )
     return groups
 
@@ -409,7 +414,7 @@ def _train_locked(
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(joint.parameters(), cfg.max_grad_norm)
             # The lr this step's update used: read before scheduler.step() sets the next step's.
-            lr_used = scheduler.get_last_lr()[0]
+            lrs_used = dict(zip((g.get("name") for g in optimizer.param_groups), scheduler.get_last_lr()))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -420,7 +425,9 @@ def _train_locked(
             names = sorted(sums)
             means = accelerator.reduce(torch.stack([sums[k] for k in names]).to(accelerator.device), "mean")
             averaged = {k: float(v) for k, v in zip(names, means.tolist())}
-            record = {"step": global_step, "epoch": epoch, "lr": lr_used, **averaged}
+            record = {"step": global_step, "epoch": epoch, "lr": next(iter(lrs_used.values())), **averaged}
+            if "head" in lrs_used and len(lrs_used) > 1:
+                record["head_lr"] = lrs_used["head"]
             record["samples_per_s"] = samples_seen / max(1e-9, time.perf_counter() - started)
             result.history.append(record)
             metrics_log.write(record)
