@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="re-queues per measurement")
     args = parser.parse_args()
 
-    models = tiny_models()
+    models = tiny_models(sdxl=True)
     lines = []
     with (
         tempfile.TemporaryDirectory(prefix="mindedit-bench-") as tmp,
@@ -64,12 +64,13 @@ def main() -> int:
                     info,
                     models,
                     source_name=source_name,
-                    mask_name=mask_name if name == wf.MASKED_WORKFLOW else None,
+                    mask_name=mask_name if name in (wf.MASKED_WORKFLOW, wf.SDXL_MASKED_WORKFLOW) else None,
                     steps=args.steps,
                     seed=ksampler_seed,
                     mllm_seed=mllm_seed,
                     max_new_tokens=24,
                     filename_prefix=f"bench/{name}",
+                    working_size=args.size,  # the SDXL graphs: at the tiny source's size, not 1024 px
                 )
 
             # A fresh MLLM seed per workflow: the first run really computes everything.

@@ -15,7 +15,8 @@ Models:
 It starts ComfyUI with its base directory under ``demo_output/``, uploads the bundled sample
 (``assets/sample_source.png`` + ``assets/sample_mask.png``, and the source with the mask "painted"
 into its alpha, as ComfyUI's MaskEditor saves it), converts each UI workflow to an API prompt, runs
-it (the refine-only one twice: mask-free, and with the painted mask), prints the refined prompts
+it (the refine-only one twice: mask-free, and with the painted mask; the SDXL masked one with the
+same head on SDXL, unless ``--no-sdxl``; ``--sdxl`` runs all three SDXL workflows), prints the refined prompts
 and the status lines (parser fallbacks, mask, size) and where the images are. Exit status 1 with
 ComfyUI's node error when anything fails.
 """
@@ -68,10 +69,13 @@ def prepare_prompt(
     max_new_tokens: int | None = None,
     filename_prefix: str | None = None,
     api_prompt: dict[str, Any] | None = None,
+    working_size: int | None = None,
 ) -> dict[str, Any]:
     """The shipped UI workflow as an API prompt, with this run's files and settings filled in.
 
     ``api_prompt``: fill this already converted prompt instead (e.g. one saved by an older version).
+    ``working_size``: the longest side the SDXL workflows sample at (their default: 1024 px; tiny
+    models run at the tiny source's own size); ignored by workflows that sample at the source's size.
 
     The refine-only workflow has no IP-Adapter and no MIND-Edit checkpoint: those are set only in
     the workflows that have them (which then need them in ``models``)."""
@@ -82,7 +86,10 @@ def prepare_prompt(
     family = wf.WORKFLOW_FAMILIES.get(workflow_name, wf.SD15).key
     checkpoint, ipadapter = models.for_family(family)
     if checkpoint is None:
-        raise DemoError(f"{workflow_name} needs an SDXL checkpoint and IP-Adapter (--sdxl with tiny models).")
+        raise DemoError(
+            f"{workflow_name} needs an SDXL checkpoint and ip-adapter_sdxl_vit-h (tiny models build them "
+            "unless --no-sdxl; real ones: docs/MODELS.md)."
+        )
     set_widget(prompt, "CheckpointLoaderSimple", "ckpt_name", checkpoint.name)
     set_widget(prompt, wf.MLLM_LOADER, "model_folder", models.llm_dir.name)
     if find_node_ids(prompt, wf.IPADAPTER_LOADER):
@@ -108,6 +115,8 @@ def prepare_prompt(
         set_widget(prompt, "KSampler", "steps", steps)
     if filename_prefix is not None:
         set_widget(prompt, "SaveImage", "filename_prefix", filename_prefix)
+    if working_size is not None and find_node_ids(prompt, wf.WORKING_SIZE_TITLE):
+        set_widget(prompt, wf.WORKING_SIZE_TITLE, wf.WORKING_SIZE_INPUT, working_size)
     return prompt
 
 
@@ -136,15 +145,21 @@ def _banner(models: DemoModels) -> None:
             ("MLLM", models.llm_dir),
             ("MIND-Edit", models.mindedit_dir),
             ("IP-Adapter", models.ipadapter),
+            ("SDXL", models.sdxl_checkpoint),
+            ("SDXL IP-A.", models.sdxl_ipadapter),
         ):
-            print(f"[demo]   {label:<10} {path}")
+            if path is not None or label in ("SD1.5", "MLLM"):
+                print(f"[demo]   {label:<10} {path}")
 
 
-def write_thumbnail(source: Path, result_png: bytes, target: Path, height: int = 256) -> Path:
-    """Source | result side by side, as the template browser's thumbnail (JPEG)."""
+def write_thumbnail(
+    source: Path, result_png: bytes, target: Path, height: int = 256, badge: str | None = None
+) -> Path:
+    """Source | result side by side, as the template browser's thumbnail (JPEG); ``badge`` is written
+    in the top-left corner (e.g. "SDXL")."""
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageDraw, ImageFont
 
     left = Image.open(source).convert("RGB")
     right = Image.open(io.BytesIO(result_png)).convert("RGB")
@@ -154,6 +169,13 @@ def write_thumbnail(source: Path, result_png: bytes, target: Path, height: int =
     canvas = Image.new("RGB", (left.width + right.width + 8, height), (32, 32, 32))
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + 8, 0))
+    if badge:
+        draw = ImageDraw.Draw(canvas)
+        font = ImageFont.load_default(size=height // 8)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), badge, font=font)
+        pad = height // 32
+        draw.rectangle((0, 0, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad), fill=(20, 20, 20))
+        draw.text((pad - x0, pad - y0), badge, fill=(250, 250, 250), font=font)
     target.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(target, quality=88)
     return target
@@ -197,9 +219,18 @@ class DemoRun:
 
 
 def demo_runs(
-    models: DemoModels, source_name: str, mask_name: str, painted_name: str, instruction: str | None
+    models: DemoModels,
+    source_name: str,
+    mask_name: str,
+    painted_name: str,
+    instruction: str | None,
+    *,
+    all_sdxl: bool = False,
 ) -> tuple[list[DemoRun], str | None]:
-    """What the demo runs, and why the MIND-Edit workflows are skipped (None when they run)."""
+    """What the demo runs, and why the MIND-Edit workflows are skipped (None when they run).
+
+    With SDXL models the SDXL masked workflow runs too (the same head on SDXL); ``all_sdxl`` adds the
+    SDXL mask-free and refine-only workflows."""
     from devkit import build_workflows as wf
 
     runs = []
@@ -219,6 +250,17 @@ def demo_runs(
                 instruction or wf.MASKED_INSTRUCTION,
             )
         )
+        if all_sdxl:
+            runs += [
+                DemoRun(wf.SDXL_EDIT_WORKFLOW, "SDXL", source_name, None, instruction or wf.EDIT_INSTRUCTION),
+                DemoRun(
+                    wf.SDXL_REFINE_ONLY_WORKFLOW,
+                    "SDXL, mask painted on the source",
+                    painted_name,
+                    None,
+                    instruction or wf.REFINE_ONLY_INSTRUCTION,
+                ),
+            ]
     runs += [
         DemoRun(
             wf.REFINE_ONLY_WORKFLOW,
@@ -238,14 +280,16 @@ def demo_runs(
     return runs, skipped
 
 
-def _thumbnail_names(workflow: str) -> list[str]:
-    """A run's thumbnail also serves its SDXL counterpart (same graph) unless that one ran itself."""
+def thumbnail_badge(workflow: str) -> str | None:
+    """The family mark a workflow's thumbnail carries (SDXL), so look-alike graphs are told apart."""
     from devkit import build_workflows as wf
 
-    return [workflow] + [sdxl for sdxl, sd15 in wf.SDXL_COUNTERPARTS.items() if sd15 == workflow]
+    return "SDXL" if workflow in wf.SDXL_COUNTERPARTS else None
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from devkit import build_workflows as wf
     from devkit.comfyui_runtime import ComfyUIServer, PromptFailed, PromptRejected
 
@@ -255,7 +299,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"the bundled sample {asset} is missing: restore it from git (git checkout -- assets/)."
             )
     models_dir = args.models_dir or os.environ.get("MINDEDIT_MODELS_DIR")
-    models = configured_models(Path(models_dir)) if models_dir else tiny_models(sdxl=args.sdxl)
+    models = configured_models(Path(models_dir)) if models_dir else tiny_models(sdxl=not args.no_sdxl)
     _banner(models)
     steps = args.steps if args.steps is not None else (4 if models.tiny else 25)
 
@@ -275,7 +319,11 @@ def run_demo(args: argparse.Namespace) -> int:
         painted_path = painted_source(Path(args.output).resolve() / "inputs", source_path, mask_path)
         painted_name = client.upload_image(painted_path)
         object_info = client.object_info()
-        runs, skipped = demo_runs(models, source_name, mask_name, painted_name, args.instruction)
+        # Tiny models: the SDXL workflows sample at the tiny source's own size, not at 1024 px.
+        working_size = max(Image.open(source_path).size) if models.tiny else None
+        runs, skipped = demo_runs(
+            models, source_name, mask_name, painted_name, args.instruction, all_sdxl=args.sdxl
+        )
         if skipped:
             print(
                 f"[demo] skipping {wf.MASKED_WORKFLOW}.json and {wf.EDIT_WORKFLOW}.json: they need {skipped}. "
@@ -296,6 +344,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     steps=steps,
                     seed=args.seed,
                     filename_prefix=f"mindedit_demo/{run.workflow}",
+                    working_size=working_size,
                 )
                 t0 = time.monotonic()
                 result = client.run(prompt, timeout=args.timeout).raise_for_error()
@@ -317,14 +366,15 @@ def run_demo(args: argparse.Namespace) -> int:
             for image in result.images:
                 path = server.output_dir / image.subfolder / image.filename
                 print(f"[demo] image: {path}")
-            own = run.workflow in wf.SDXL_COUNTERPARTS  # an SDXL run replaces the borrowed thumbnail
-            if args.thumbnails and result.images and (run.workflow not in thumbnails_done or own):
-                for name in _thumbnail_names(run.workflow):
-                    thumbnails_done.add(name)
-                    thumb = write_thumbnail(
-                        SAMPLE_SOURCE, result.images[-1].data, wf.WORKFLOWS_DIR / f"{name}.jpg"
-                    )
-                    print(f"[demo] thumbnail: {thumb}")
+            if args.thumbnails and result.images and run.workflow not in thumbnails_done:
+                thumbnails_done.add(run.workflow)
+                thumb = write_thumbnail(
+                    SAMPLE_SOURCE,
+                    result.images[-1].data,
+                    wf.WORKFLOWS_DIR / f"{run.workflow}.jpg",
+                    badge=thumbnail_badge(run.workflow),
+                )
+                print(f"[demo] thumbnail: {thumb}")
         if failures:
             print(
                 f"\n[demo] {failures} workflow(s) failed; ComfyUI's log: {server.log_path}", file=sys.stderr
@@ -359,12 +409,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="KSampler seed")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each workflow")
     parser.add_argument(
-        "--thumbnails", action="store_true", help="also write workflows/<name>.jpg from the results"
+        "--thumbnails",
+        action="store_true",
+        help="also write workflows/<name>.jpg from the results (with --sdxl: every SDXL one, marked SDXL)",
     )
-    parser.add_argument(
+    sdxl = parser.add_mutually_exclusive_group()
+    sdxl.add_argument(
         "--sdxl",
         action="store_true",
-        help="tiny models: also run the SDXL masked workflow (builds a ~2.2 GiB tiny SDXL checkpoint once)",
+        help="run all three SDXL workflows, not only the SDXL masked one that runs by default",
+    )
+    sdxl.add_argument(
+        "--no-sdxl",
+        action="store_true",
+        help="tiny models: skip the SDXL masked workflow (and the ~2.2 GiB tiny SDXL checkpoint it builds once)",
     )
     return parser.parse_args(argv)
 

@@ -12,6 +12,7 @@ pasted through the edit mask, so everything outside a painted mask stays the sou
 from __future__ import annotations
 
 from devkit.workflow_parts import (
+    BACK_TO_SOURCE_TITLE,
     GROUP_MODELS,
     NO_MINDEDIT_CHECKPOINT,
     REFINE_ONLY_LLM_FOLDER,
@@ -23,7 +24,6 @@ HF = "https://huggingface.co"
 REMOTE_LOADER = specs.REMOTE_VLM.node_id
 LOCAL_LOADER_TITLE = "Local VLM (connect instead)"
 EDIT_STYLE = "edit_instruction"
-BACK_TO_SOURCE_TITLE = "Back to the source's size"
 
 GROUP_QWEN_EDIT = "Edit (Qwen-Image-Edit)"
 GROUP_KONTEXT_EDIT = "Edit (FLUX.1 Kontext)"

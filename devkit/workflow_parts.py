@@ -134,6 +134,13 @@ REFINE_TITLE = "MIND-Edit"
 POSITIVE_PREVIEW_TITLE = "Refined positive prompt"
 NEGATIVE_PREVIEW_TITLE = "Refined negative prompt"
 STATUS_PREVIEW_TITLE = "MIND-Edit status"
+# The SDXL graphs sample at SDXL's own size: the source scaled to this many px on its longest side
+# (a widget the demo and tests lower for tiny models), the edit scaled back to the source's size.
+SDXL_WORKING_SIDE = 1024
+WORKING_SIZE_TITLE = "SDXL working size (longest side)"
+WORKING_SIZE_INPUT = "largest_size"
+UNPAD_TITLE = "Crop the VAE padding"
+BACK_TO_SOURCE_TITLE = "Back to the source's size"
 
 # Group titles, left to right.
 GROUP_MODELS, GROUP_INPUT, GROUP_MINDEDIT, GROUP_EDIT, GROUP_OUTPUT = (
@@ -244,8 +251,9 @@ mindedit/      a MIND-Edit checkpoint folder trained for that VLM (the same head
 ipadapter/     {SDXL_IPADAPTER} (plain head) or ip-adapter-plus_sdxl_vit-h.safetensors (plus head)
 
 Use the _vit-h adapters: ip-adapter_sdxl.safetensors expects the ViT-bigG encoder, which no MIND-Edit
-head predicts (the loader says so). SDXL works best with sources around 1024 px (1 megapixel); the
-edit keeps the source's size. Download helper, run from the pack:
+head predicts (the loader says so). SDXL samples at 1024 px on the source's longest side (the
+'{WORKING_SIZE_TITLE}' node; lower it for speed); the edit is scaled back to the source's size and
+pasted, so outside the mask every pixel stays the source's. Download helper, run from the pack:
   {DOWNLOAD_HELPER} --what llava-0.5b ipadapter-sdxl-plain --models-dir <ComfyUI>/models
 (docs/MODELS.md lists every model). Press R after adding files to refresh the dropdowns."""
 
@@ -259,6 +267,8 @@ class Family:
     ipadapter_model: dict | None
     edit_group: str
     models_note: str
+    # Longest side the graph samples at (the source scaled there and back); None: the source's own size.
+    working_side: int | None = None
 
     @property
     def checkpoint(self) -> str:
@@ -270,7 +280,9 @@ class Family:
 
 
 SD15 = Family("sd15", CHECKPOINT_MODEL, IPADAPTER_MODEL, GROUP_EDIT, MODELS_NOTE)
-SDXL = Family("sdxl", SDXL_CHECKPOINT_MODEL, SDXL_IPADAPTER_MODEL, SDXL_GROUP_EDIT, SDXL_MODELS_NOTE)
+SDXL = Family(
+    "sdxl", SDXL_CHECKPOINT_MODEL, SDXL_IPADAPTER_MODEL, SDXL_GROUP_EDIT, SDXL_MODELS_NOTE, SDXL_WORKING_SIDE
+)
 WORKFLOW_FAMILIES: dict[str, Family] = {
     MASKED_WORKFLOW: SD15,
     EDIT_WORKFLOW: SD15,
@@ -279,7 +291,8 @@ WORKFLOW_FAMILIES: dict[str, Family] = {
     SDXL_EDIT_WORKFLOW: SDXL,
     SDXL_REFINE_ONLY_WORKFLOW: SDXL,
 }
-# The SD1.5 workflow each SDXL one mirrors (same graph, the family's models and group title).
+# The SD1.5 workflow each SDXL one mirrors (same graph plus the working-size scaling, the family's
+# models and group title).
 SDXL_COUNTERPARTS: dict[str, str] = {
     SDXL_MASKED_WORKFLOW: MASKED_WORKFLOW,
     SDXL_EDIT_WORKFLOW: EDIT_WORKFLOW,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from devkit.node_layout import preview_node_height
 from devkit.ui_graph import Column, UIGraph
 from devkit.workflow_parts import (
+    BACK_TO_SOURCE_TITLE,
     GROUP_EDIT,
     GROUP_INPUT,
     GROUP_MINDEDIT,
@@ -28,6 +29,8 @@ from devkit.workflow_parts import (
     SD15,
     SOURCE_TITLE,
     STATUS_PREVIEW_TITLE,
+    UNPAD_TITLE,
+    WORKING_SIZE_TITLE,
     Family,
     pack_node,
 )
@@ -272,8 +275,22 @@ def add_sampling(
     soft: int | None,
     denoise: float,
 ) -> int:
-    """Pad, encode (+ noise mask), sample, decode; returns the VAE Decode node."""
+    """Pad, encode (+ noise mask), sample, decode; returns the node whose IMAGE the paste takes.
+
+    A family with a working size (SDXL) first scales the source to it and, after decoding, crops the
+    VAE padding and scales the edit back to the source's size (the paste then keeps it in place)."""
     g = lay.graph
+    working = source
+    if lay.family.working_side:
+        working = lay.add(
+            lay.edit_group,
+            "ImageScaleToMaxDimension",
+            widgets=["lanczos", lay.family.working_side],
+            inputs=[("image", "IMAGE")],
+            outputs=[("IMAGE", "IMAGE")],
+            title=WORKING_SIZE_TITLE,
+        )
+        g.connect(source, 0, working, "image")
     pad = lay.add_pack(lay.edit_group, specs.PAD_FOR_VAE)
     encode = lay.add(
         lay.edit_group,
@@ -281,7 +298,7 @@ def add_sampling(
         inputs=[("pixels", "IMAGE"), ("vae", "VAE")],
         outputs=[("LATENT", "LATENT")],
     )
-    g.connect(source, 0, pad, "image")
+    g.connect(working, 0, pad, "image")
     g.connect(pad, 0, encode, "pixels")
     g.connect(checkpoint, 2, encode, "vae")
     latent = encode
@@ -320,7 +337,40 @@ def add_sampling(
     )
     g.connect(sampler, 0, decode, "samples")
     g.connect(checkpoint, 2, decode, "vae")
-    return decode
+    if working == source:
+        return decode
+    unpadded = _resize_to(lay, "ImageCrop", decode, working, "Working size", UNPAD_TITLE)
+    return _resize_to(lay, "ImageScale", unpadded, source, "Source size", BACK_TO_SOURCE_TITLE)
+
+
+def _resize_to(lay: Layout, kind: str, image: int, like: int, size_title: str, title: str) -> int:
+    """``image`` cropped (``ImageCrop``, from the top left) or scaled (``ImageScale``) to the size of
+    ``like``, read by a ``GetImageSize`` node; returns the new IMAGE node."""
+    g = lay.graph
+    size = lay.add(
+        lay.edit_group,
+        "GetImageSize",
+        1,
+        inputs=[("image", "IMAGE")],
+        outputs=[("width", "INT"), ("height", "INT"), ("batch_size", "INT")],
+        title=size_title,
+    )
+    g.connect(like, 0, size, "image")
+    values = [512, 512, 0, 0] if kind == "ImageCrop" else ["lanczos", 512, 512, "disabled"]
+    node = lay.add(
+        lay.edit_group,
+        kind,
+        1,
+        widgets=values,
+        inputs=[("image", "IMAGE")],
+        widget_inputs=[("width", "INT"), ("height", "INT")],
+        outputs=[("IMAGE", "IMAGE")],
+        title=title,
+    )
+    g.connect(image, 0, node, "image")
+    g.connect(size, 0, node, "width")
+    g.connect(size, 1, node, "height")
+    return node
 
 
 def add_output(

@@ -138,8 +138,9 @@ def test_thumbnail_is_source_and_result_side_by_side(tmp_path):
 
 
 def test_with_sdxl_models_the_demo_adds_the_sdxl_masked_run_and_links_both_families(tmp_path):
-    """`--sdxl` (tiny models): the SDXL masked workflow runs with the same head, its checkpoint and
-    IP-Adapter linked beside SD1.5's; without them no SDXL run is planned."""
+    """With SDXL models (tiny ones by default) the SDXL masked workflow runs with the same head, its
+    checkpoint and IP-Adapter linked beside SD1.5's; ``all_sdxl`` (--sdxl) adds the SDXL mask-free and
+    refine-only runs; without SDXL models no SDXL run is planned."""
     import dataclasses
 
     from devkit import build_workflows as wf
@@ -149,8 +150,58 @@ def test_with_sdxl_models_the_demo_adds_the_sdxl_masked_run_and_links_both_famil
     ckpt, ipa = tmp_path / "sdxl.safetensors", tmp_path / "ip-adapter_sdxl_vit-h.safetensors"
     with_sdxl = dataclasses.replace(full, sdxl_checkpoint=ckpt, sdxl_ipadapter=ipa)
     runs, _ = demo.demo_runs(with_sdxl, "s", "m", "p", None)
-    (sdxl,) = [r for r in runs if r.workflow == wf.SDXL_MASKED_WORKFLOW]
-    assert sdxl.mask_name == "m"
+    (sdxl,) = [r for r in runs if r.workflow in wf.SDXL_COUNTERPARTS]
+    assert sdxl.workflow == wf.SDXL_MASKED_WORKFLOW and sdxl.mask_name == "m"
     linked = with_sdxl.comfy_models()
     assert ckpt in linked["checkpoints"] and ipa in linked["ipadapter"] and len(linked["checkpoints"]) == 2
     assert with_sdxl.for_family("sdxl") == (ckpt, ipa)
+    every = {r.workflow: r for r in demo.demo_runs(with_sdxl, "s", "m", "p", None, all_sdxl=True)[0]}
+    assert set(wf.SDXL_COUNTERPARTS) <= set(every)
+    assert every[wf.SDXL_REFINE_ONLY_WORKFLOW].source_name == "p"  # the mask painted on the source
+    assert every[wf.SDXL_EDIT_WORKFLOW].mask_name is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "builds_sdxl", "all_sdxl"),
+    [([], True, False), (["--no-sdxl"], False, False), (["--sdxl"], True, True)],
+)
+def test_tiny_demo_runs_the_sdxl_masked_workflow_unless_told_not_to(
+    tmp_path, monkeypatch, argv, builds_sdxl, all_sdxl
+):
+    monkeypatch.delenv("MINDEDIT_MODELS_DIR", raising=False)
+    asked = {}
+
+    def fake_tiny_models(*, sdxl):
+        asked["sdxl"] = sdxl
+        raise demo.DemoError("stop before ComfyUI starts")
+
+    monkeypatch.setattr(demo, "tiny_models", fake_tiny_models)
+    args = demo.parse_args([*argv, "--output", str(tmp_path)])
+    assert args.sdxl == all_sdxl
+    assert demo.main([*argv, "--output", str(tmp_path)]) == 2
+    assert asked == {"sdxl": builds_sdxl}
+
+
+def test_sdxl_and_no_sdxl_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--sdxl", "--no-sdxl"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_sdxl_thumbnails_carry_an_sdxl_mark(tmp_path):
+    import io
+
+    from devkit import build_workflows as wf
+
+    assert {demo.thumbnail_badge(name) for name in wf.SDXL_COUNTERPARTS} == {"SDXL"}
+    assert {demo.thumbnail_badge(name) for name in wf.SDXL_COUNTERPARTS.values()} == {None}
+    result = io.BytesIO()
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(result, format="PNG")
+    plain = demo.write_thumbnail(demo.SAMPLE_SOURCE, result.getvalue(), tmp_path / "a.jpg", height=128)
+    marked = demo.write_thumbnail(
+        demo.SAMPLE_SOURCE, result.getvalue(), tmp_path / "b.jpg", height=128, badge="SDXL"
+    )
+    a, b = (np.asarray(Image.open(t).convert("L"), dtype=int) for t in (plain, marked))
+    corner = (slice(0, 20), slice(0, 40))
+    assert np.abs(a[corner] - b[corner]).mean() > 20, "the mark is drawn in the top-left corner"
+    assert np.abs(a[64:, 64:] - b[64:, 64:]).max() <= 8, "and nowhere else"

@@ -2,7 +2,8 @@
 as 0.33.0): the shipped UI files converted to API prompts against /object_info, run on the tiny
 SDXL checkpoint (ComfyUI loads it as SDXL), the tiny LLaVA-OneVision + MIND-Edit head, and a tiny
 ip-adapter_sdxl_vit-h file. The same head's v_insight drives SDXL's adapter here as SD1.5's in
-test_workflows_e2e.py."""
+test_workflows_e2e.py. The workflows sample at 1024 px on the longest side by default; here at the
+tiny source's size, or (the masked one) at a size that exercises the scale, pad, crop and scale back."""
 
 from __future__ import annotations
 
@@ -74,17 +75,22 @@ def _run(sdxl_e2e, name, **overrides):
         max_new_tokens=24,
         filename_prefix=f"e2e/{name}",
         seed=5,
+        working_size=SIZE,
     )
     kwargs.update(overrides)
     prompt = demo_prompt(name, sdxl_e2e["object_info"], sdxl_e2e["models"], **kwargs)
     return prompt, sdxl_e2e["client"].run(prompt, timeout=600).raise_for_error()
 
 
-@pytest.mark.parametrize("name", [wf.SDXL_MASKED_WORKFLOW, wf.SDXL_REFINE_ONLY_WORKFLOW])
+# 76 px: scaled up from 64, padded to 80 for the VAE, cropped back to 76, scaled down to 64.
+WORKING_SIZES = {wf.SDXL_MASKED_WORKFLOW: 76, wf.SDXL_REFINE_ONLY_WORKFLOW: SIZE}
+
+
+@pytest.mark.parametrize("name", sorted(WORKING_SIZES))
 def test_sdxl_masked_workflows_keep_every_pixel_outside_the_mask(sdxl_e2e, name):
     from scipy.ndimage import binary_dilation
 
-    prompt, result = _run(sdxl_e2e, name)
+    prompt, result = _run(sdxl_e2e, name, working_size=WORKING_SIZES[name])
     out = _output_pixels(result)
     source, mask = sdxl_e2e["source"], sdxl_e2e["mask"]
     assert out.shape == source.shape
@@ -94,6 +100,7 @@ def test_sdxl_masked_workflows_keep_every_pixel_outside_the_mask(sdxl_e2e, name)
     assert (np.abs(out[mask].astype(int) - source[mask].astype(int)).max(axis=-1) > 0).mean() > 0.5
     status = preview_texts(result, prompt)[wf.STATUS_PREVIEW_TITLE]
     assert status.startswith(("ok", "WARNING")), status
+    assert f"size: {SIZE}x{SIZE}, as given" in status and "resized" not in status, status
 
 
 def test_sdxl_mask_free_workflow_edits_through_the_sdxl_ip_adapter(sdxl_e2e):
@@ -111,6 +118,7 @@ def test_sdxl_mask_free_workflow_edits_through_the_sdxl_ip_adapter(sdxl_e2e):
         max_new_tokens=24,
         filename_prefix=f"e2e/{wf.SDXL_EDIT_WORKFLOW}",
         seed=5,
+        working_size=SIZE,
     )
     set_widget(unguided, wf.IPADAPTER_APPLY, "weight", 0.0)
     without = _output_pixels(sdxl_e2e["client"].run(unguided, timeout=600).raise_for_error())

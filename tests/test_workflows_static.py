@@ -168,18 +168,58 @@ def test_file_loaders_name_their_download_and_the_folder_the_node_reads(name):
     assert wf.SDXL_IPADAPTER_MODEL["url"].endswith(f"{hub.repo_id}/resolve/main/{hub.files[0]}")
 
 
+_WORKING_SIZE_TYPES = ("ImageScaleToMaxDimension", "GetImageSize", "ImageCrop", "ImageScale")
+
+
+def _node_key(node):
+    """Type and title; the two notes (no title) by their column."""
+    return (node["type"], node.get("title"), node["pos"][0] if node["type"] == "Note" else None)
+
+
+def _logical_links(workflow, spliced=()):
+    """Links as (source key, slot, target key, input name); nodes whose type is in ``spliced`` are
+    taken out and each of their IMAGE paths is joined from its first input to its output's users."""
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    keys = [_node_key(n) for n in workflow["nodes"]]
+    assert len(keys) == len(set(keys)), "every node is told apart by its key"
+    feeds = {}  # node id -> (source id, slot) of its IMAGE input ("image")
+    for _, src, slot, dst, dst_slot, _ in workflow["links"]:
+        if nodes[dst]["inputs"][dst_slot]["name"] == "image":
+            feeds[dst] = (src, slot)
+    out = set()
+    for _, src, slot, dst, dst_slot, _ in workflow["links"]:
+        if nodes[dst]["type"] in spliced:
+            continue
+        while nodes[src]["type"] in spliced:
+            src, slot = feeds[src]
+        out.add((_node_key(nodes[src]), slot, _node_key(nodes[dst]), nodes[dst]["inputs"][dst_slot]["name"]))
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(wf.SDXL_COUNTERPARTS))
 def test_sdxl_workflows_are_the_sd15_graphs_with_sdxl_models(name):
-    """Same nodes, links, widgets and layout as the SD1.5 workflow, except the checkpoint, the
-    IP-Adapter (the _vit-h file, never the ViT-bigG one), the edit group's title, the models note
-    and the output prefix."""
+    """The SD1.5 graph (nodes, links, widgets, layout) with the SDXL models, the _vit-h adapter (never
+    the ViT-bigG one), the edit group's title, the models note and the output prefix, plus the
+    working-size nodes: the source scaled to 1024 px on its longest side before the VAE, the decoded
+    edit cropped of its VAE padding and scaled back to the source's size before the paste."""
     sdxl, sd15 = _load(name), _load(wf.SDXL_COUNTERPARTS[name])
-    assert sdxl["links"] == sd15["links"] and sdxl["id"] != sd15["id"]
-    changed = {}
-    for a, b in zip(sdxl["nodes"], sd15["nodes"], strict=True):
-        assert (a["id"], a["type"], a["pos"], a["size"]) == (b["id"], b["type"], b["pos"], b["size"])
+    assert sdxl["id"] != sd15["id"]
+    assert _logical_links(sdxl, _WORKING_SIZE_TYPES) == _logical_links(sd15)
+    sd15_nodes = {_node_key(n): n for n in sd15["nodes"]}
+    added = [n for n in sdxl["nodes"] if _node_key(n) not in sd15_nodes]
+    assert sorted(n["type"] for n in added) == sorted(
+        ["ImageScaleToMaxDimension", "GetImageSize", "GetImageSize", "ImageCrop", "ImageScale"]
+    )
+    (scale,) = [n for n in added if n["type"] == "ImageScaleToMaxDimension"]
+    changed, moved = {}, []
+    for a in sdxl["nodes"]:
+        b = sd15_nodes.get(_node_key(a))
+        if b is None:
+            continue
         if a.get("widgets_values") != b.get("widgets_values"):
             changed[a["type"]] = a["widgets_values"]
+        if (a["pos"], a["size"]) != (b["pos"], b["size"]):
+            moved.append(a)
     expected = {"CheckpointLoaderSimple", "Note", "SaveImage"}
     if wf.IPADAPTER_LOADER in changed:
         expected.add(wf.IPADAPTER_LOADER)
@@ -187,9 +227,41 @@ def test_sdxl_workflows_are_the_sd15_graphs_with_sdxl_models(name):
     assert set(changed) == expected
     assert changed["CheckpointLoaderSimple"] == ["sd_xl_base_1.0.safetensors"]
     assert changed["SaveImage"][0].startswith("mindedit/sdxl_")
+    # only the nodes under the working-size node in its column moved (down, by the same amount)
+    assert {n["type"] for n in moved} <= {"MindEditPadForVAE", "VAEEncode", "SetLatentNoiseMask"}
+    shifts = {n["pos"][1] - sd15_nodes[_node_key(n)]["pos"][1] for n in moved}
+    assert all(n["pos"][0] == scale["pos"][0] and n["pos"][1] > scale["pos"][1] for n in moved)
+    assert len(shifts) == 1 and shifts.pop() > 0
     assert [g["title"] for g in sdxl["groups"]] == [
         "Edit (SDXL)" if g["title"] == "Edit (SD1.5)" else g["title"] for g in sd15["groups"]
     ]
+
+
+@pytest.mark.parametrize("name", sorted(wf.SDXL_COUNTERPARTS))
+def test_sdxl_workflows_sample_at_1024_px_and_paste_at_the_source_size(name):
+    workflow = _load(name)
+    by_type = _by_type(workflow)
+    (source,) = [n for n in by_type["LoadImage"] if n.get("title") == wf.SOURCE_TITLE]
+    (scale,) = by_type["ImageScaleToMaxDimension"]
+    assert scale["title"] == wf.WORKING_SIZE_TITLE
+    assert scale["widgets_values"] == ["lanczos", wf.SDXL_WORKING_SIDE] and wf.SDXL_WORKING_SIDE == 1024
+    assert _source_of(workflow, scale, "image")[0] is source
+    (pad,) = by_type["MindEditPadForVAE"]
+    assert _source_of(workflow, pad, "image")[0] is scale
+    (paste,) = by_type["MindEditPasteEdit"]
+    assert _source_of(workflow, paste, "source")[0] is source
+    back, _ = _source_of(workflow, paste, "edited")
+    assert back["type"] == "ImageScale" and back["title"] == wf.BACK_TO_SOURCE_TITLE
+    crop, _ = _source_of(workflow, back, "image")
+    assert crop["type"] == "ImageCrop" and crop["widgets_values"][2:] == [0, 0], "cropped from the top left"
+    assert _source_of(workflow, crop, "image")[0]["type"] == "VAEDecode"
+    for node, like in ((crop, scale), (back, source)):
+        size, _ = _source_of(workflow, node, "width")
+        assert size["type"] == "GetImageSize" and _source_of(workflow, size, "image")[0] is like
+        assert _source_of(workflow, node, "width")[1] == 0 and _source_of(workflow, node, "height") == (
+            size,
+            1,
+        )
 
 
 @pytest.mark.parametrize("name", sorted(wf.WORKFLOWS))
