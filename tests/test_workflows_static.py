@@ -297,6 +297,14 @@ def test_each_workflow_has_a_thumbnail(name):
         assert image.format == "JPEG" and image.width > image.height >= 64
 
 
+@pytest.mark.parametrize("name", sorted(wf.SDXL_COUNTERPARTS))
+def test_sdxl_thumbnails_are_their_own(name):
+    """Each SDXL workflow's thumbnail comes from its own demo run (`python -m devkit.demo --sdxl
+    --thumbnails`), marked SDXL: never a copy of its SD1.5 counterpart's."""
+    own = (wf.WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
+    assert own != (wf.WORKFLOWS_DIR / f"{wf.SDXL_COUNTERPARTS[name]}.jpg").read_bytes()
+
+
 def test_ui_graph_rejects_mismatched_links():
     g = UIGraph("x")
     a = g.add("A", (0, 0), outputs=[("IMAGE", "IMAGE")])
