@@ -3,6 +3,7 @@ sizes users run.
 
     .venv/bin/python bench/bench_real_shapes.py [--rounds 3] [--steps 1] [--latent 64] [--new-tokens 16]
         [--sections mllm,comfy,sites,diffusers] [--threads 1] [--json out.json]
+    .venv/bin/python bench/bench_real_shapes.py --sections sdxl_comfy,sdxl_diffusers,sdxl_sites --latent 64 --threads 1
 
 Sections, each in its own subprocess (so each one's peak RSS is its own and memory is freed between
 them), variants interleaved in a rotating order each round, medians and per-round ratios within the
@@ -19,6 +20,22 @@ run, in wall and process CPU time (CPU time is less sensitive to other jobs on a
 - ``diffusers``: diffusers' ``UNet2DConditionModel`` with SD1.5's real config, one UNet forward
   (CFG batch 2): no IP-Adapter, diffusers' own IP-Adapter (plain, plus; loaded by diffusers from our
   files' sections) and our `MindEditIPAttnProcessor` (plain, plus).
+
+Opt-in (not in the default ``--sections``; ~10 GB each, one UNet in memory at a time):
+
+- ``sdxl_comfy``: SDXL base's UNet at its real width (2.57 B params, fp32; ComfyUI's own model class,
+  its config detected by ComfyUI from the real key layout, weights `devkit.fixtures.sd15.init_tensor`
+  of each key), ``comfy.sample`` at ``--latent`` with cfg 1 (one UNet forward per step, batch 1, the
+  conditional pass only): unpatched vs patched by `apply_ipadapter` with real-width SDXL ViT-H plain
+  and plus adapters (70 sites), ComfyUI's own attention function;
+- ``sdxl_diffusers``: diffusers' ``UNet2DConditionModel`` with SDXL base's config holding the same
+  weights (each diffusers key filled from its ComfyUI key's value), one UNet forward, batch 1: no
+  IP-Adapter, diffusers' own SDXL IP-Adapter (plain, plus) and our `MindEditIPAttnProcessor`;
+- ``sdxl_sites`` (cheap: the UNet stays on the meta device, only the real-width adapters are loaded):
+  one attn2 site of each SDXL width (640 at (latent/2)^2 tokens, 1280 at (latent/4)^2), batch 1: our
+  replacement (plain, plus) vs ComfyUI's attention alone, many calls per timing; the time the patch
+  adds to one UNet forward is then 10 x the 640-wide difference + 60 x the 1280-wide one (SDXL has 10
+  and 60 such sites), to set beside ``sdxl_comfy``'s forward time.
 """
 
 from __future__ import annotations
@@ -41,6 +58,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SECTIONS = ("mllm", "comfy", "sites", "diffusers")
+SDXL_SECTIONS = ("sdxl_comfy", "sdxl_diffusers", "sdxl_sites")  # opt-in: real-width SDXL
 
 
 def peak_rss_gib() -> float:
@@ -317,6 +335,313 @@ def section_diffusers(opts) -> dict:
     return {"info": info, "times": {"wall": wall, "cpu": cpu}, "ratios": ratios}
 
 
+# -- SDXL at its real width ------------------------------------------------------------------------
+
+
+def _comfy_importable() -> None:
+    from devkit.comfyui_runtime import comfyui_root
+
+    tree = str(comfyui_root())
+    if tree not in sys.path:
+        sys.path.append(tree)
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+
+
+def _fill(module: torch.nn.Module, key_of: Callable[[str], str], seed: int = 0) -> int:
+    """Every parameter of ``module`` set to `init_tensor` of its key in the single-file (LDM) layout;
+    returns how many parameters were filled."""
+    from devkit.fixtures.sd15 import init_tensor
+
+    filled = 0
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            param.copy_(init_tensor(key_of(name), tuple(param.shape), seed))
+            filled += param.numel()
+    return filled
+
+
+def real_sdxl_comfy_model():
+    """ComfyUI's ``ModelPatcher`` around SDXL base's UNet at its real width, fp32 on the CPU, built
+    uninitialised (ComfyUI's ops skip the init) from the config ComfyUI detects and filled with the
+    fixture's deterministic values."""
+    _comfy_importable()
+    import comfy.model_detection
+    import comfy.model_patcher
+
+    from devkit.fixtures.sdxl import REAL_SDXL_UNET_PARAMS, UNET_PREFIX
+    from devkit.fixtures.sdxl import unet_layout as sdxl_unet_layout
+
+    layout = {UNET_PREFIX + key: torch.empty(shape, device="meta") for key, shape in sdxl_unet_layout("real")}
+    config = comfy.model_detection.model_config_from_unet(layout, UNET_PREFIX)
+    config.set_inference_dtype(torch.float32, torch.float32)
+    model = config.get_model(layout, UNET_PREFIX, device=torch.device("cpu"))
+    filled = _fill(model.diffusion_model, lambda name: name)
+    if filled != REAL_SDXL_UNET_PARAMS:
+        raise RuntimeError(f"filled {filled:,} UNet parameters, SDXL base has {REAL_SDXL_UNET_PARAMS:,}")
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model.eval(), load_device=cpu, offload_device=cpu), config
+
+
+def section_sdxl_comfy(opts) -> dict:
+    from devkit.fixtures import cache_root
+    from devkit.fixtures.real_shapes import real_sdxl_ipadapter_file
+    from mindedit_core.ipadapter import apply_ipadapter, load_ipadapter
+
+    started = time.perf_counter()
+    model, _ = real_sdxl_comfy_model()
+    built = time.perf_counter() - started
+    import comfy.model_management
+    import comfy.sample
+
+    attention = comfy_attention_fn()
+    patched = {}
+    for kind in ("plain", "plus"):  # the adapter is dropped after apply: each site keeps its image k/v
+        adapter = load_ipadapter(real_sdxl_ipadapter_file(cache_root(), kind))
+        embeds = torch.randn(1, *adapter.embed_spec.sample_shape, generator=torch.Generator().manual_seed(0))
+        patched[kind] = apply_ipadapter(model, adapter, embeds, weight=1.0, attention_fn=attention)
+        sites = len(patched[kind].model_options["transformer_options"]["patches_replace"]["attn2"])
+        del adapter
+    gen = torch.Generator().manual_seed(1)
+    positive = [
+        [torch.randn(1, 77, 2048, generator=gen), {"pooled_output": torch.randn(1, 1280, generator=gen)}]
+    ]
+    negative = [[torch.zeros(1, 77, 2048), {"pooled_output": torch.zeros(1, 1280)}]]
+    noise = torch.randn(1, 4, opts.latent, opts.latent, generator=gen)
+
+    def sampler(m):
+        return lambda: comfy.sample.sample(
+            m,
+            noise,
+            opts.steps,
+            1.0,
+            "euler",
+            "normal",
+            positive,
+            negative,
+            torch.zeros_like(noise),
+            disable_pbar=True,
+            seed=0,
+        )  # fmt: skip  (cfg 1: ComfyUI skips the unconditional pass)
+
+    variants = {
+        "unpatched": sampler(model),
+        "patched_plain": sampler(patched["plain"]),
+        "patched_plus": sampler(patched["plus"]),
+    }
+    with torch.no_grad():
+        for fn in variants.values():
+            fn()
+        times = interleaved(variants, opts.rounds)
+    info = {
+        "model": "SDXL base's UNet at real width (2,567,463,684 params), ComfyUI --cpu, fp32, random weights",
+        "comfyui": comfy_tree_name(),
+        "attention": comfy_attention_name(),
+        "latent": opts.latent,
+        "steps": opts.steps,
+        "batch": "1 (cfg 1: conditional pass only)",
+        "sites_patched": sites,
+        "build_s": round(built, 1),
+        "loadavg_end": os.getloadavg(),
+    }
+    ratios = [("patched_plain", "unpatched"), ("patched_plus", "unpatched")]
+    return {"info": info, "times": times, "ratios": ratios}
+
+
+def section_sdxl_sites(opts) -> dict:
+    _comfy_importable()
+    from devkit.fixtures import cache_root
+    from devkit.fixtures.real_shapes import real_sdxl_ipadapter_file, real_sdxl_model_on_meta
+    from mindedit_core.ipadapter import apply_ipadapter, load_ipadapter
+
+    model = real_sdxl_model_on_meta()  # the sites are read off it; nothing of it runs
+    attention = comfy_attention_fn()
+    patches = {}
+    for kind in ("plain", "plus"):
+        adapter = load_ipadapter(real_sdxl_ipadapter_file(cache_root(), kind))
+        embeds = torch.randn(1, *adapter.embed_spec.sample_shape, generator=torch.Generator().manual_seed(0))
+        patched = apply_ipadapter(model, adapter, embeds, weight=1.0, attention_fn=attention)
+        patches[kind] = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
+        del adapter, patched
+    side = opts.latent
+    variants, ratios, counts = {}, [], {640: 10, 1280: 60}  # SDXL base's sites per width
+    for key, width, tokens in (
+        (("input", 4, 0), 640, (side // 2) ** 2),
+        (("input", 7, 0), 1280, (side // 4) ** 2),
+    ):
+        g = torch.Generator().manual_seed(width)
+        q = torch.randn(1, tokens, width, generator=g)
+        k, v = torch.randn(1, 77, width, generator=g), torch.randn(1, 77, width, generator=g)
+        heads = width // 64
+        extra = {"n_heads": heads, "cond_or_uncond": [0], "sigmas": torch.tensor([5.0]),
+                 "original_shape": [1, 4, side, side]}  # fmt: skip
+
+        def calls(fn, q=q, k=k, v=v, extra=extra):
+            def run():
+                with torch.no_grad():
+                    for _ in range(opts.site_calls):
+                        fn(q, k, v, extra)
+
+            return run
+
+        variants[f"w{width}_comfy"] = calls(lambda q, k, v, e, h=heads: attention(q, k, v, h, e))
+        for kind in ("plain", "plus"):
+            variants[f"w{width}_{kind}"] = calls(patches[kind][key])
+            ratios.append((f"w{width}_{kind}", f"w{width}_comfy"))
+    for fn in variants.values():
+        fn()
+    times = interleaved(variants, opts.rounds)
+    added = {}
+    for kind in ("plain", "plus"):
+        per_call = {
+            w: (
+                statistics.median(times["cpu"][f"w{w}_{kind}"])
+                - statistics.median(times["cpu"][f"w{w}_comfy"])
+            )
+            / opts.site_calls
+            for w in counts
+        }
+        added[kind] = round(sum(counts[w] * per_call[w] for w in counts), 4)
+    info = {
+        "calls_per_timing": opts.site_calls,
+        "attention": comfy_attention_name(),
+        "latent": side,
+        "batch": 1,
+        "added_cpu_s_per_unet_forward": added,  # 10 x (640-wide site) + 60 x (1280-wide site), medians
+    }
+    return {"info": info, "times": times, "ratios": ratios}
+
+
+def comfy_tree_name() -> str:
+    from devkit.comfyui_runtime import comfyui_root
+
+    return comfyui_root().name
+
+
+def real_sdxl_diffusers_unet():
+    """diffusers' SDXL base UNet (fp32, CPU) holding the same values as `real_sdxl_comfy_model`'s
+    (each diffusers key filled from the value of its single-file key, ComfyUI's key map)."""
+    _comfy_importable()
+    import comfy.model_detection
+    import comfy.utils
+    from diffusers import UNet2DConditionModel
+
+    from devkit.fixtures.sdxl import REAL_SDXL_UNET_PARAMS, UNET_PREFIX
+    from devkit.fixtures.sdxl import unet_layout as sdxl_unet_layout
+
+    layout = {UNET_PREFIX + key: torch.empty(shape, device="meta") for key, shape in sdxl_unet_layout("real")}
+    unet_config = comfy.model_detection.model_config_from_unet(layout, UNET_PREFIX).unet_config
+    key_map = comfy.utils.unet_to_diffusers(unet_config)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            block_out_channels=(320, 640, 1280),
+            layers_per_block=2,
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            cross_attention_dim=2048,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        )  # SDXL base's unet/config.json
+    unet = unet.to_empty(device="cpu")
+    if list(unet.buffers()):
+        raise RuntimeError("diffusers' UNet has buffers now: they would stay uninitialised here")
+    unmapped = [n for n, _ in unet.named_parameters() if n not in key_map]
+    if unmapped:
+        raise RuntimeError(f"no single-file key for diffusers' {unmapped[:5]}")
+    filled = _fill(unet, lambda name: key_map[name])
+    if filled != REAL_SDXL_UNET_PARAMS:
+        raise RuntimeError(f"filled {filled:,} UNet parameters, SDXL base has {REAL_SDXL_UNET_PARAMS:,}")
+    return unet.eval()
+
+
+def section_sdxl_diffusers(opts) -> dict:
+    from devkit.fixtures.ipadapter_files import SDXL_WIDTHS, sdxl_ipadapter_sections
+    from mindedit_core.ipadapter import build_ipadapter
+    from mindedit_core.ipadapter.diffusers_processor import install_ipadapter_processors
+
+    started = time.perf_counter()
+    unet = real_sdxl_diffusers_unet()
+    built = time.perf_counter() - started
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 4, opts.latent, opts.latent, generator=gen)
+    text = torch.randn(1, 77, 2048, generator=gen)
+    added = {
+        "text_embeds": torch.randn(1, 1280, generator=gen),
+        "time_ids": torch.tensor([[1024.0, 1024, 0, 0, 1024, 1024]]),
+    }
+    t = torch.tensor([500.0])
+    original = dict(unet.attn_processors)
+    sections = {
+        kind: sdxl_ipadapter_sections(kind, site_widths=SDXL_WIDTHS) for kind in ("plain", "plus")
+    }  # fp16
+    embeds = {
+        "plain": torch.randn(1, 1, 1024, generator=gen),
+        "plus": torch.randn(1, 1, 257, 1280, generator=gen),
+    }
+
+    def as_float(kind):
+        return {n: {k: v.float() for k, v in sec.items()} for n, sec in sections[kind].items()}
+
+    def mode(name: str):
+        def set_up():
+            unet.encoder_hid_proj = None  # first: a plus projection holds attention layers too
+            unet.config.encoder_hid_dim_type = None
+            unet.set_attn_processor(dict(original))
+            kwargs = {}
+            kind = name.split("_")[-1]
+            if name.startswith("diffusers_"):
+                unet._load_ip_adapter_weights([as_float(kind)], low_cpu_mem_usage=False)
+                unet.to(torch.float32)
+                kwargs = {"image_embeds": [embeds[kind]]}
+            elif name.startswith("ours_"):
+                adapter = build_ipadapter(as_float(kind), source="bench")
+                state = install_ipadapter_processors(unet, adapter)
+                state.set_embeds(adapter, embeds[kind][:, 0], cfg=False)
+            return lambda: unet(x, t, encoder_hidden_states=text, added_cond_kwargs={**added, **kwargs})
+
+        return set_up
+
+    modes = {
+        name: mode(name) for name in ("none", "diffusers_plain", "ours_plain", "diffusers_plus", "ours_plus")
+    }
+    wall: dict[str, list[float]] = {n: [] for n in modes}
+    cpu: dict[str, list[float]] = {n: [] for n in modes}
+    names = list(modes)
+    with torch.no_grad():
+        for set_up in modes.values():  # warm-up
+            set_up()()
+        for r in range(opts.rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                run = modes[name]()  # processor set-up is not timed
+                start, start_cpu = time.perf_counter(), time.process_time()
+                run()
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    info = {
+        "model": "diffusers UNet2DConditionModel, SDXL base config (2,567,463,684 params), fp32, the same values",
+        "latent": opts.latent,
+        "batch": 1,
+        "build_s": round(built, 1),
+        "loadavg_end": os.getloadavg(),
+    }
+    ratios = [
+        ("diffusers_plain", "none"),
+        ("diffusers_plus", "none"),
+        ("ours_plain", "none"),
+        ("ours_plus", "none"),
+        ("ours_plain", "diffusers_plain"),
+        ("ours_plus", "diffusers_plus"),
+    ]
+    return {"info": info, "times": {"wall": wall, "cpu": cpu}, "ratios": ratios}
+
+
 # -- orchestration -----------------------------------------------------------------------------------
 
 
@@ -401,14 +726,15 @@ def main() -> int:
     started = datetime.now(timezone.utc)
     results = {}
     for name in opts.sections.split(","):
-        if name not in SECTIONS:
-            raise SystemExit(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
+        if name not in SECTIONS + SDXL_SECTIONS:
+            raise SystemExit(f"unknown section {name!r}; choose from {', '.join(SECTIONS + SDXL_SECTIONS)}")
         results[name] = run_section(name, opts)
         print(markdown({name: results[name]}, f"## {name}"), flush=True)
     header = (
         f"Real shapes (bench/bench_real_shapes.py {' '.join(sys.argv[1:])}), {started:%Y-%m-%d %H:%M}-"
         f"{datetime.now(timezone.utc):%H:%M} UTC, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{opts.threads or 'default'} torch threads, torch {torch.__version__}, {opts.rounds} rounds"
+        f"{opts.threads or 'default'} torch threads, torch {torch.__version__}, {opts.rounds} rounds, "
+        f"load average at the end {os.getloadavg()[0]:.1f} (1 min)"
     )
     print(markdown(results, header))
     if opts.json:
