@@ -64,12 +64,31 @@ TRAIN_DEFAULTS = dict(
 )
 
 
-def train_once(bench, family: str, variant: str, pool: str, seed: int, steps: int, **overrides) -> dict:
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``joint`` or ``joint:head_warmup_steps=100,lr=1e-4`` -> (label, variant, its own options)."""
+    from training.config import _coerce
+
+    variant, _, options = text.partition(":")
+    if variant not in ("joint", "head_only"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the variant must be joint or head_only")
+    own = {}
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{text!r}: options are KEY=VALUE, comma-separated")
+        own[key] = _coerce(value)
+    return text, variant, own
+
+
+def train_once(
+    bench, family: str, variant: str, pool: str, seed: int, steps: int, label: str | None = None, **overrides
+) -> dict:
     """One `training.train` run; returns its final held-out check (cos, spread, collapse...)."""
     from training.config import build_config
     from training.train import train
 
-    out = bench.work / "runs" / f"{family}-{variant}-{pool}-seed{seed}"
+    name = (label or variant).replace(":", "-").replace(",", "-").replace("=", "")
+    out = bench.work / "runs" / f"{family}-{name}-{pool}-seed{seed}"
     values = dict(TRAIN_DEFAULTS)
     values.update(
         model=str(model_folder(family)),
@@ -112,40 +131,42 @@ def fmt_small(values: list[float]) -> str:
 
 
 def _run_row(family: str, label: str, runs: list[dict]) -> str:
+    ce = [r["ce"] for r in runs if r.get("ce") is not None]
     return (
         f"| {family} | {label}, {len(runs)} seeds | {fmt([r['cos'] for r in runs])} | "
         f"{fmt_small([r['spread'] for r in runs])} | {fmt([r['cos_to_mean_target'] for r in runs])} | "
-        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} |"
+        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} | {fmt(ce) if ce else ''} |"
     )
 
 
 def table(results: dict) -> str:
     rows = [
-        "| fixture | what (held out) | cos | spread | cos to mean target | collapsed |",
-        "|---|---|---|---|---|---|",
+        "| fixture | what (held out) | cos | spread | cos to mean target | collapsed | answer CE |",
+        "|---|---|---|---|---|---|---|",
     ]
     for family, res in results["families"].items():
         for name, value in res["baselines"].items():
-            rows.append(f"| {family} | {name} | {value:+.3f} | | | |")
+            rows.append(f"| {family} | {name} | {value:+.3f} | | | | |")
         for pool, probe in res["probes"].items():
             rows.append(
                 f"| {family} | ridge probe on frozen layer-m states, mean over {pool} "
-                f"(λ={probe['strength']:g}) | {probe['cos']:+.3f} | | | |"
+                f"(λ={probe['strength']:g}) | {probe['cos']:+.3f} | | | | |"
             )
         for pool, runs in res.get("frozen", {}).items():
             before = " (before the fix)" if pool == "prompt" else ""
             rows.append(_run_row(family, f"head alone on frozen states, pool={pool}{before}", runs))
-        for key, runs in res.get("end2end", {}).items():
-            variant, pool = key.split("/")
+        end2end = res.get("end2end", {})
+        for key, runs in end2end.items():
+            label, pool = key.rsplit("/", 1)
             before = " (before the fix)" if pool == "prompt" else ""
-            rows.append(_run_row(family, f"training.train {variant}, pool={pool}{before}", runs))
-        pools = sorted({k.split("/")[1] for k in res.get("end2end", {})})
-        for pool in pools:
-            joint, alone = res["end2end"].get(f"joint/{pool}"), res["end2end"].get(f"head_only/{pool}")
-            if joint and alone and len(joint) == len(alone):
-                diffs = [a["cos"] - b["cos"] for a, b in zip(joint, alone)]
+            rows.append(_run_row(family, f"training.train {label}, pool={pool}{before}", runs))
+        for key, runs in end2end.items():
+            label, pool = key.rsplit("/", 1)
+            alone = end2end.get(f"head_only/{pool}")
+            if label != "head_only" and alone and len(runs) == len(alone):
+                diffs = [a["cos"] - b["cos"] for a, b in zip(runs, alone)]
                 rows.append(
-                    f"| {family} | joint − head_only, paired by seed, pool={pool} | {fmt(diffs)} | | | |"
+                    f"| {family} | {label} − head_only, paired by seed, pool={pool} | {fmt(diffs)} | | | | |"
                 )
     return "\n".join(rows)
 
@@ -175,7 +196,15 @@ def main(argv=None) -> int:
         choices=("user_turn", "prompt"),
         help="end2end tier",
     )
-    p.add_argument("--variants", nargs="+", default=["joint", "head_only"], choices=("joint", "head_only"))
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["joint", "head_only"],
+        type=parse_variant,
+        metavar="VARIANT[:KEY=VALUE,...]",
+        help="end2end runs: joint | head_only, each optionally with its own training options, e.g. "
+        "joint:head_warmup_steps=100 (applied after --set)",
+    )
     p.add_argument("--work", default=str(REPO / ".cache" / "bench_learning"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training option overrides")
     args = p.parse_args(argv)
@@ -214,11 +243,20 @@ def main(argv=None) -> int:
                     out.write_text(json.dumps(results, indent=1))
         if "end2end" in args.tiers:
             for pool in args.end2end_pools:
-                for variant in args.variants:
+                for label, variant, own in args.variants:
                     for seed in args.seeds:
-                        check = train_once(bench, family, variant, pool, seed, args.steps, **overrides)
-                        res.setdefault("end2end", {}).setdefault(f"{variant}/{pool}", []).append(check)
-                        _say(family, f"{variant} pool={pool} seed={seed}", check)
+                        check = train_once(
+                            bench,
+                            family,
+                            variant,
+                            pool,
+                            seed,
+                            args.steps,
+                            label=label,
+                            **{**overrides, **own},
+                        )
+                        res.setdefault("end2end", {}).setdefault(f"{label}/{pool}", []).append(check)
+                        _say(family, f"{label} pool={pool} seed={seed}", check)
                         out.write_text(json.dumps(results, indent=1))
     out.write_text(json.dumps(results, indent=1))
     print(table(results))
