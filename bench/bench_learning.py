@@ -106,6 +106,7 @@ def train_once(
     started = time.perf_counter()
     result = train(build_config(None, [], **values))
     check = dict(result.checks[-1])
+    check["seed"] = seed
     check["seconds"] = time.perf_counter() - started
     check["on"] = result.eval_where
     return check
@@ -135,7 +136,7 @@ def _run_row(family: str, label: str, runs: list[dict]) -> str:
     return (
         f"| {family} | {label}, {len(runs)} seeds | {fmt([r['cos'] for r in runs])} | "
         f"{fmt_small([r['spread'] for r in runs])} | {fmt([r['cos_to_mean_target'] for r in runs])} | "
-        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} | {fmt(ce) if ce else ''} |"
+        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} | {fmt(ce).lstrip('+') if ce else ''} |"
     )
 
 
@@ -169,6 +170,62 @@ def table(results: dict) -> str:
                     f"| {family} | {label} − head_only, paired by seed, pool={pool} | {fmt(diffs)} | | | | |"
                 )
     return "\n".join(rows)
+
+
+def _with_set_options(key: str, train: dict) -> str:
+    """``joint/user_turn`` -> ``joint:lr=0.0001/user_turn`` when that run's ``--set`` changed the lr."""
+    label, pool = key.rsplit("/", 1)
+    changed = ",".join(
+        f"{k}={v}"
+        for k, v in sorted(train.items())
+        if TRAIN_DEFAULTS.get(k, v) != v or k not in TRAIN_DEFAULTS
+    )
+    if not changed:
+        return key
+    return f"{label}{',' if ':' in label else ':'}{changed}/{pool}"
+
+
+def merge_results(paths: list[Path]) -> dict:
+    """One report from several ``results.json`` (e.g. seeds run in parallel, one work folder each): the
+    baselines and probes of the first, every tier's runs pooled by family and key, sorted by seed."""
+    merged: dict | None = None
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        if merged is None:
+            merged = {**results, "families": {}, "merged_from": []}
+        merged["merged_from"].append(
+            {"path": str(path), "command": results.get("command"), "date": results.get("date")}
+        )
+        for family, res in results["families"].items():
+            into = merged["families"].setdefault(
+                family, {"baselines": res["baselines"], "probes": res["probes"]}
+            )
+            for tier in ("frozen", "end2end"):
+                for key, runs in res.get(tier, {}).items():
+                    if tier == "end2end":
+                        key = _with_set_options(key, results.get("train", {}))
+                    for index, run in enumerate(runs):
+                        run = {
+                            **run,
+                            "seed": run.get("seed", results["seeds"][index % len(results["seeds"])]),
+                        }
+                        into.setdefault(tier, {}).setdefault(key, []).append(run)
+    if merged is None:
+        raise ValueError("--merge needs at least one results.json")
+    for res in merged["families"].values():
+        for tier in ("frozen", "end2end"):
+            for runs in res.get(tier, {}).values():
+                runs.sort(key=lambda run: run["seed"])
+    merged["seeds"] = sorted(
+        {
+            run["seed"]
+            for res in merged["families"].values()
+            for tier in ("frozen", "end2end")
+            for runs in res.get(tier, {}).values()
+            for run in runs
+        }
+    )
+    return merged
 
 
 def main(argv=None) -> int:
@@ -207,7 +264,21 @@ def main(argv=None) -> int:
     )
     p.add_argument("--work", default=str(REPO / ".cache" / "bench_learning"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training option overrides")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="print one table from these results.json files (runs pooled by family and variant, sorted by "
+        "seed) and write it to <work>/results.json; trains nothing",
+    )
     args = p.parse_args(argv)
+    if args.merge:
+        merged = merge_results(args.merge)
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+        (Path(args.work) / "results.json").write_text(json.dumps(merged, indent=1))
+        print(table(merged))
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from training.config import _coerce
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_every_variant_is_paired_with_head_only_by_seed():
     }
     rows = table(results).splitlines()
     joint = next(r for r in rows if "training.train joint, pool" in r)
-    assert "+0.300 ± 0.100" in joint and "+5.250 ± 0.050" in joint
+    assert "+0.300 ± 0.100" in joint and "| 5.250 ± 0.050 |" in joint
     paired = {r.split(" | ")[1]: r.split(" | ")[2] for r in rows if "paired by seed" in r}
     assert paired == {
         "joint − head_only, paired by seed, pool=user_turn": "-0.145 ± 0.095",
@@ -53,3 +54,41 @@ def test_every_variant_is_paired_with_head_only_by_seed():
     }
     head_only = next(r for r in rows if "training.train head_only" in r)
     assert head_only.endswith("| 0/2 |  |")  # no answer CE for head_only
+
+
+def _results(tmp_path, name: str, seed: int, cos: float, train: dict) -> object:
+    from bench.bench_learning import TRAIN_DEFAULTS
+
+    results = {
+        "seeds": [seed],
+        "command": f"python -m bench.bench_learning --seeds {seed}",
+        "train": {**TRAIN_DEFAULTS, **train},
+        "families": {
+            "qwen2_5_vl": {
+                "baselines": {"mean training target": -0.01},
+                "probes": {"user_turn": {"strength": 100.0, "cos": 0.37}},
+                "end2end": {"joint/user_turn": [_check(cos, 5.0)]},  # an older file: no seed in the check
+            }
+        },
+    }
+    path = tmp_path / name / "results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(results))
+    return path
+
+
+def test_results_run_in_parallel_merge_into_one_report(tmp_path):
+    from bench.bench_learning import merge_results
+
+    paths = [
+        _results(tmp_path, "s1", 1, 0.3, {}),
+        _results(tmp_path, "s0", 0, 0.1, {}),
+        _results(tmp_path, "warm-s0", 0, 0.4, {"head_warmup_steps": 100}),
+    ]
+    merged = merge_results(paths)
+    end2end = merged["families"]["qwen2_5_vl"]["end2end"]
+    assert [(r["seed"], r["cos"]) for r in end2end["joint/user_turn"]] == [(0, 0.1), (1, 0.3)]
+    # A run whose --set changed a training option is its own row, named by the change.
+    assert [r["cos"] for r in end2end["joint:head_warmup_steps=100/user_turn"]] == [0.4]
+    assert merged["seeds"] == [0, 1] and len(merged["merged_from"]) == 3
+    assert "training.train joint, pool=user_turn, 2 seeds | +0.200 ± 0.100" in table(merged)
