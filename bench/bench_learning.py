@@ -1,7 +1,10 @@
 """Learning benchmark: does the trained vision head's ``v_insight`` depend on the edit? (CPU, minutes)
 
     .venv/bin/python -m bench.bench_learning [--families qwen2_5_vl llava_onevision] [--seeds 0 1 2]
-        [--steps 150] [--pools user_turn prompt] [--variants joint head_only] [--work .cache/bench_learning]
+        [--steps 200] [--pools user_turn prompt] [--variants joint head_only joint:head_warmup_steps=100]
+        [--work .cache/bench_learning]
+    .venv/bin/python -m bench.bench_learning --merge runA/results.json runB/results.json   # one table
+
 
 A synthetic edit dataset (four edit kinds: recolour, move, remove, add; `bench.learning_setup`), split
 with the package's split tool, targets from a fixed stand-in encoder through `training.build_targets`,
@@ -9,7 +12,7 @@ the tiny fixtures of each family, and `training.train` itself (fp32, batch 8, th
 CE + 2 (1 - cos)). Everything is reported on the held-out records: the trained head against the
 baselines (mean target, source embedding, label oracle, ridge probe on frozen layer-m states), its
 input dependence (spread = mean 1 - pairwise cos of the outputs, cos to the mean target, collapse
-flag) and joint vs head_only, mean +- standard error over the seeds. ``--pools prompt`` is the head
+flag) and each variant against head_only paired by seed, mean +- standard error over the seeds. ``--pools prompt`` is the head
 design before the fix (pooling over the whole prompt). Prints a Markdown table and writes
 ``<work>/results.json``.
 """
@@ -237,8 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     p.add_argument("--tiers", nargs="+", default=["frozen", "end2end"], choices=("frozen", "end2end"))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--frozen-steps", type=int, default=300, help="head steps of the frozen tier")
-    p.add_argument("--steps", type=int, default=60, help="training.train steps of the end2end tier")
+    p.add_argument("--frozen-steps", type=int, default=600, help="head steps of the frozen tier")
+    p.add_argument("--steps", type=int, default=200, help="training.train steps of the end2end tier")
     p.add_argument(
         "--pools",
         nargs="+",
