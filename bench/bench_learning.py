@@ -1,7 +1,10 @@
 """Learning benchmark: does the trained vision head's ``v_insight`` depend on the edit? (CPU, minutes)
 
     .venv/bin/python -m bench.bench_learning [--families qwen2_5_vl llava_onevision] [--seeds 0 1 2]
-        [--steps 150] [--pools user_turn prompt] [--variants joint head_only] [--work .cache/bench_learning]
+        [--steps 200] [--pools user_turn prompt] [--variants joint head_only joint:head_warmup_steps=100]
+        [--work .cache/bench_learning]
+    .venv/bin/python -m bench.bench_learning --merge runA/results.json runB/results.json   # one table
+
 
 A synthetic edit dataset (four edit kinds: recolour, move, remove, add; `bench.learning_setup`), split
 with the package's split tool, targets from a fixed stand-in encoder through `training.build_targets`,
@@ -9,7 +12,7 @@ the tiny fixtures of each family, and `training.train` itself (fp32, batch 8, th
 CE + 2 (1 - cos)). Everything is reported on the held-out records: the trained head against the
 baselines (mean target, source embedding, label oracle, ridge probe on frozen layer-m states), its
 input dependence (spread = mean 1 - pairwise cos of the outputs, cos to the mean target, collapse
-flag) and joint vs head_only, mean +- standard error over the seeds. ``--pools prompt`` is the head
+flag) and each variant against head_only paired by seed, mean +- standard error over the seeds. ``--pools prompt`` is the head
 design before the fix (pooling over the whole prompt). Prints a Markdown table and writes
 ``<work>/results.json``.
 """
@@ -64,12 +67,31 @@ TRAIN_DEFAULTS = dict(
 )
 
 
-def train_once(bench, family: str, variant: str, pool: str, seed: int, steps: int, **overrides) -> dict:
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``joint`` or ``joint:head_warmup_steps=100,lr=1e-4`` -> (label, variant, its own options)."""
+    from training.config import _coerce
+
+    variant, _, options = text.partition(":")
+    if variant not in ("joint", "head_only"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the variant must be joint or head_only")
+    own = {}
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{text!r}: options are KEY=VALUE, comma-separated")
+        own[key] = _coerce(value)
+    return text, variant, own
+
+
+def train_once(
+    bench, family: str, variant: str, pool: str, seed: int, steps: int, label: str | None = None, **overrides
+) -> dict:
     """One `training.train` run; returns its final held-out check (cos, spread, collapse...)."""
     from training.config import build_config
     from training.train import train
 
-    out = bench.work / "runs" / f"{family}-{variant}-{pool}-seed{seed}"
+    name = (label or variant).replace(":", "-").replace(",", "-").replace("=", "")
+    out = bench.work / "runs" / f"{family}-{name}-{pool}-seed{seed}"
     values = dict(TRAIN_DEFAULTS)
     values.update(
         model=str(model_folder(family)),
@@ -87,6 +109,7 @@ def train_once(bench, family: str, variant: str, pool: str, seed: int, steps: in
     started = time.perf_counter()
     result = train(build_config(None, [], **values))
     check = dict(result.checks[-1])
+    check["seed"] = seed
     check["seconds"] = time.perf_counter() - started
     check["on"] = result.eval_where
     return check
@@ -112,42 +135,100 @@ def fmt_small(values: list[float]) -> str:
 
 
 def _run_row(family: str, label: str, runs: list[dict]) -> str:
+    ce = [r["ce"] for r in runs if r.get("ce") is not None]
     return (
         f"| {family} | {label}, {len(runs)} seeds | {fmt([r['cos'] for r in runs])} | "
         f"{fmt_small([r['spread'] for r in runs])} | {fmt([r['cos_to_mean_target'] for r in runs])} | "
-        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} |"
+        f"{sum(r['collapsed'] for r in runs)}/{len(runs)} | {fmt(ce).lstrip('+') if ce else ''} |"
     )
 
 
 def table(results: dict) -> str:
     rows = [
-        "| fixture | what (held out) | cos | spread | cos to mean target | collapsed |",
-        "|---|---|---|---|---|---|",
+        "| fixture | what (held out) | cos | spread | cos to mean target | collapsed | answer CE |",
+        "|---|---|---|---|---|---|---|",
     ]
     for family, res in results["families"].items():
         for name, value in res["baselines"].items():
-            rows.append(f"| {family} | {name} | {value:+.3f} | | | |")
+            rows.append(f"| {family} | {name} | {value:+.3f} | | | | |")
         for pool, probe in res["probes"].items():
             rows.append(
                 f"| {family} | ridge probe on frozen layer-m states, mean over {pool} "
-                f"(λ={probe['strength']:g}) | {probe['cos']:+.3f} | | | |"
+                f"(λ={probe['strength']:g}) | {probe['cos']:+.3f} | | | | |"
             )
         for pool, runs in res.get("frozen", {}).items():
             before = " (before the fix)" if pool == "prompt" else ""
             rows.append(_run_row(family, f"head alone on frozen states, pool={pool}{before}", runs))
-        for key, runs in res.get("end2end", {}).items():
-            variant, pool = key.split("/")
+        end2end = res.get("end2end", {})
+        for key, runs in end2end.items():
+            label, pool = key.rsplit("/", 1)
             before = " (before the fix)" if pool == "prompt" else ""
-            rows.append(_run_row(family, f"training.train {variant}, pool={pool}{before}", runs))
-        pools = sorted({k.split("/")[1] for k in res.get("end2end", {})})
-        for pool in pools:
-            joint, alone = res["end2end"].get(f"joint/{pool}"), res["end2end"].get(f"head_only/{pool}")
-            if joint and alone and len(joint) == len(alone):
-                diffs = [a["cos"] - b["cos"] for a, b in zip(joint, alone)]
+            rows.append(_run_row(family, f"training.train {label}, pool={pool}{before}", runs))
+        for key, runs in end2end.items():
+            label, pool = key.rsplit("/", 1)
+            alone = end2end.get(f"head_only/{pool}")
+            if label != "head_only" and alone and len(runs) == len(alone):
+                diffs = [a["cos"] - b["cos"] for a, b in zip(runs, alone)]
                 rows.append(
-                    f"| {family} | joint − head_only, paired by seed, pool={pool} | {fmt(diffs)} | | | |"
+                    f"| {family} | {label} − head_only, paired by seed, pool={pool} | {fmt(diffs)} | | | | |"
                 )
     return "\n".join(rows)
+
+
+def _with_set_options(key: str, train: dict) -> str:
+    """``joint/user_turn`` -> ``joint:lr=0.0001/user_turn`` when that run's ``--set`` changed the lr."""
+    label, pool = key.rsplit("/", 1)
+    changed = ",".join(
+        f"{k}={v}"
+        for k, v in sorted(train.items())
+        if TRAIN_DEFAULTS.get(k, v) != v or k not in TRAIN_DEFAULTS
+    )
+    if not changed:
+        return key
+    return f"{label}{',' if ':' in label else ':'}{changed}/{pool}"
+
+
+def merge_results(paths: list[Path]) -> dict:
+    """One report from several ``results.json`` (e.g. seeds run in parallel, one work folder each): the
+    baselines and probes of the first, every tier's runs pooled by family and key, sorted by seed."""
+    merged: dict | None = None
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        if merged is None:
+            merged = {**results, "families": {}, "merged_from": []}
+        merged["merged_from"].append(
+            {"path": str(path), "command": results.get("command"), "date": results.get("date")}
+        )
+        for family, res in results["families"].items():
+            into = merged["families"].setdefault(
+                family, {"baselines": res["baselines"], "probes": res["probes"]}
+            )
+            for tier in ("frozen", "end2end"):
+                for key, runs in res.get(tier, {}).items():
+                    if tier == "end2end":
+                        key = _with_set_options(key, results.get("train", {}))
+                    for index, run in enumerate(runs):
+                        run = {
+                            **run,
+                            "seed": run.get("seed", results["seeds"][index % len(results["seeds"])]),
+                        }
+                        into.setdefault(tier, {}).setdefault(key, []).append(run)
+    if merged is None:
+        raise ValueError("--merge needs at least one results.json")
+    for res in merged["families"].values():
+        for tier in ("frozen", "end2end"):
+            for runs in res.get(tier, {}).values():
+                runs.sort(key=lambda run: run["seed"])
+    merged["seeds"] = sorted(
+        {
+            run["seed"]
+            for res in merged["families"].values()
+            for tier in ("frozen", "end2end")
+            for runs in res.get(tier, {}).values()
+            for run in runs
+        }
+    )
+    return merged
 
 
 def main(argv=None) -> int:
@@ -159,8 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     p.add_argument("--tiers", nargs="+", default=["frozen", "end2end"], choices=("frozen", "end2end"))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--frozen-steps", type=int, default=300, help="head steps of the frozen tier")
-    p.add_argument("--steps", type=int, default=60, help="training.train steps of the end2end tier")
+    p.add_argument("--frozen-steps", type=int, default=600, help="head steps of the frozen tier")
+    p.add_argument("--steps", type=int, default=200, help="training.train steps of the end2end tier")
     p.add_argument(
         "--pools",
         nargs="+",
@@ -175,10 +256,32 @@ def main(argv=None) -> int:
         choices=("user_turn", "prompt"),
         help="end2end tier",
     )
-    p.add_argument("--variants", nargs="+", default=["joint", "head_only"], choices=("joint", "head_only"))
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["joint", "head_only"],
+        type=parse_variant,
+        metavar="VARIANT[:KEY=VALUE,...]",
+        help="end2end runs: joint | head_only, each optionally with its own training options, e.g. "
+        "joint:head_warmup_steps=100 (applied after --set)",
+    )
     p.add_argument("--work", default=str(REPO / ".cache" / "bench_learning"))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training option overrides")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="print one table from these results.json files (runs pooled by family and variant, sorted by "
+        "seed) and write it to <work>/results.json; trains nothing",
+    )
     args = p.parse_args(argv)
+    if args.merge:
+        merged = merge_results(args.merge)
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+        (Path(args.work) / "results.json").write_text(json.dumps(merged, indent=1))
+        print(table(merged))
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from training.config import _coerce
 
@@ -214,11 +317,20 @@ def main(argv=None) -> int:
                     out.write_text(json.dumps(results, indent=1))
         if "end2end" in args.tiers:
             for pool in args.end2end_pools:
-                for variant in args.variants:
+                for label, variant, own in args.variants:
                     for seed in args.seeds:
-                        check = train_once(bench, family, variant, pool, seed, args.steps, **overrides)
-                        res.setdefault("end2end", {}).setdefault(f"{variant}/{pool}", []).append(check)
-                        _say(family, f"{variant} pool={pool} seed={seed}", check)
+                        check = train_once(
+                            bench,
+                            family,
+                            variant,
+                            pool,
+                            seed,
+                            args.steps,
+                            label=label,
+                            **{**overrides, **own},
+                        )
+                        res.setdefault("end2end", {}).setdefault(f"{label}/{pool}", []).append(check)
+                        _say(family, f"{label} pool={pool} seed={seed}", check)
                         out.write_text(json.dumps(results, indent=1))
     out.write_text(json.dumps(results, indent=1))
     print(table(results))

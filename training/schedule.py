@@ -52,5 +52,7 @@ def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
     def after_hold(step: int) -> float:
         return 0.0 if step < hold else lr_factor(step - hold, total_steps - hold, cfg)
 
-    lambdas = [after_hold if hold and group.get("name") == "body" else whole for group in optimizer.param_groups]
+    lambdas = [
+        after_hold if hold and group.get("name") == "body" else whole for group in optimizer.param_groups
+    ]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
