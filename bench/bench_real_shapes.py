@@ -71,14 +71,23 @@ def peak_rss_gib() -> float:
 
 def interleaved(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict[str, list[float]]]:
     """Run every variant once per round, in an order rotated each round; wall and CPU seconds."""
-    names = list(variants)
+    return interleaved_prepared({name: (lambda fn=fn: fn) for name, fn in variants.items()}, rounds)
+
+
+def interleaved_prepared(
+    set_ups: dict[str, Callable[[], Callable[[], object]]], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """`interleaved` where each variant needs an untimed set-up before each run (e.g. installing its
+    attention processors): ``set_ups[name]()`` returns the call that is timed."""
+    names = list(set_ups)
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            run = set_ups[name]()
             start, start_cpu = time.perf_counter(), time.process_time()
-            variants[name]()
+            run()
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
     return {"wall": wall, "cpu": cpu}
@@ -306,20 +315,10 @@ def diffusers_modes(
 
 def section_diffusers(opts) -> dict:
     modes, params = diffusers_modes(opts.latent)
-    wall: dict[str, list[float]] = {n: [] for n in modes}
-    cpu: dict[str, list[float]] = {n: [] for n in modes}
-    names = list(modes)
     with torch.no_grad():
         for set_up in modes.values():  # warm-up
             set_up()()
-        for r in range(opts.rounds):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
-                run = modes[name]()  # processor set-up is not timed
-                start, start_cpu = time.perf_counter(), time.process_time()
-                run()
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
+        times = interleaved_prepared(modes, opts.rounds)  # processor set-up is not timed
     info = {
         "model": f"diffusers UNet2DConditionModel, SD1.5 config, {params / 1e6:.1f} M params, fp32",
         "latent": opts.latent,
@@ -332,7 +331,7 @@ def section_diffusers(opts) -> dict:
         ("ours_plain", "none"),
         ("ours_plus", "none"),
     ]
-    return {"info": info, "times": {"wall": wall, "cpu": cpu}, "ratios": ratios}
+    return {"info": info, "times": times, "ratios": ratios}
 
 
 # -- SDXL at its real width ------------------------------------------------------------------------
@@ -610,20 +609,10 @@ def section_sdxl_diffusers(opts) -> dict:
     modes = {
         name: mode(name) for name in ("none", "diffusers_plain", "ours_plain", "diffusers_plus", "ours_plus")
     }
-    wall: dict[str, list[float]] = {n: [] for n in modes}
-    cpu: dict[str, list[float]] = {n: [] for n in modes}
-    names = list(modes)
     with torch.no_grad():
         for set_up in modes.values():  # warm-up
             set_up()()
-        for r in range(opts.rounds):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
-                run = modes[name]()  # processor set-up is not timed
-                start, start_cpu = time.perf_counter(), time.process_time()
-                run()
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
+        times = interleaved_prepared(modes, opts.rounds)  # processor set-up is not timed
     info = {
         "model": "diffusers UNet2DConditionModel, SDXL base config (2,567,463,684 params), fp32, the same values",
         "latent": opts.latent,
@@ -639,7 +628,7 @@ def section_sdxl_diffusers(opts) -> dict:
         ("ours_plain", "diffusers_plain"),
         ("ours_plus", "diffusers_plus"),
     ]
-    return {"info": info, "times": {"wall": wall, "cpu": cpu}, "ratios": ratios}
+    return {"info": info, "times": times, "ratios": ratios}
 
 
 # -- orchestration -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from devkit.workflow_parts import (
     NO_MINDEDIT_CHECKPOINT,
     REFINE_ONLY_LLM_FOLDER,
 )
-from devkit.workflow_sections import Layout
+from devkit.workflow_sections import Layout, resize_to
 from mindedit_core import node_specs as specs
 
 HF = "https://huggingface.co"
@@ -144,29 +144,7 @@ def _decode_to_source_size(lay: Layout, group: str, sampler: int, vae: int, sour
     )
     g.connect(sampler, 0, decode, "samples")
     g.connect(vae, 0, decode, "vae")
-    size = lay.add(
-        group,
-        "GetImageSize",
-        1,
-        inputs=[("image", "IMAGE")],
-        outputs=[("width", "INT"), ("height", "INT"), ("batch_size", "INT")],
-        title="Source size",
-    )
-    g.connect(source, 0, size, "image")
-    scale = lay.add(
-        group,
-        "ImageScale",
-        1,
-        widgets=["lanczos", 512, 512, "disabled"],
-        inputs=[("image", "IMAGE")],
-        widget_inputs=[("width", "INT"), ("height", "INT")],
-        outputs=[("IMAGE", "IMAGE")],
-        title=BACK_TO_SOURCE_TITLE,
-    )
-    g.connect(decode, 0, scale, "image")
-    g.connect(size, 0, scale, "width")
-    g.connect(size, 1, scale, "height")
-    return scale
+    return resize_to(lay, "ImageScale", decode, source, "Source size", BACK_TO_SOURCE_TITLE, group=group)
 
 
 def add_qwen_edit(lay: Layout, models: tuple[int, int, int], source: int, refine: int) -> int:

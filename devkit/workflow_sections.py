@@ -339,16 +339,20 @@ def add_sampling(
     g.connect(checkpoint, 2, decode, "vae")
     if working == source:
         return decode
-    unpadded = _resize_to(lay, "ImageCrop", decode, working, "Working size", UNPAD_TITLE)
-    return _resize_to(lay, "ImageScale", unpadded, source, "Source size", BACK_TO_SOURCE_TITLE)
+    unpadded = resize_to(lay, "ImageCrop", decode, working, "Working size", UNPAD_TITLE)
+    return resize_to(lay, "ImageScale", unpadded, source, "Source size", BACK_TO_SOURCE_TITLE)
 
 
-def _resize_to(lay: Layout, kind: str, image: int, like: int, size_title: str, title: str) -> int:
+def resize_to(
+    lay: Layout, kind: str, image: int, like: int, size_title: str, title: str, group: str | None = None
+) -> int:
     """``image`` cropped (``ImageCrop``, from the top left) or scaled (``ImageScale``) to the size of
-    ``like``, read by a ``GetImageSize`` node; returns the new IMAGE node."""
+    ``like``, read by a ``GetImageSize`` node, both in ``group`` (default: the edit group); returns
+    the new IMAGE node."""
     g = lay.graph
+    group = group or lay.edit_group
     size = lay.add(
-        lay.edit_group,
+        group,
         "GetImageSize",
         1,
         inputs=[("image", "IMAGE")],
@@ -358,7 +362,7 @@ def _resize_to(lay: Layout, kind: str, image: int, like: int, size_title: str, t
     g.connect(like, 0, size, "image")
     values = [512, 512, 0, 0] if kind == "ImageCrop" else ["lanczos", 512, 512, "disabled"]
     node = lay.add(
-        lay.edit_group,
+        group,
         kind,
         1,
         widgets=values,
