@@ -29,8 +29,12 @@ def load_gpu_check():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    from devkit.comfyui_runtime import comfyui_root
+
     out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    # The script never fetches ComfyUI (it skips that row without one): hand it the tree the ComfyUI
+    # tests use, extracted here if no earlier test did, so this module does not depend on test order.
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", COMFYUI_PATH=str(comfyui_root()))
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--repeats", "1", "--steps", "1", "--json", str(out)],
         cwd=REPO_ROOT,
