@@ -218,31 +218,62 @@ def comfy_attention_name() -> str:
     return comfy_attention.optimized_attention.__name__
 
 
-def section_sites(opts) -> dict:
-    model, patched, attention = _comfy_model()
-    side = opts.latent
+def site_variants(
+    sites: list[tuple[tuple, int, int]],
+    patches: dict[str, dict],
+    attention,
+    *,
+    side: int,
+    cond_or_uncond: list[int],
+    heads_of,
+    calls: int,
+) -> tuple[dict[str, Callable[[], None]], list[tuple[str, str]]]:
+    """Per attn2 site ``(key, width, query tokens)``: ComfyUI's attention alone (``w{width}_comfy``)
+    and our replacement of each kind (``w{width}_{kind}``, from ``patches[kind][key]``), ``calls``
+    calls per timing on seeded q/k/v of batch ``len(cond_or_uncond)``; and the ratios to report."""
+    batch = len(cond_or_uncond)
     variants, ratios = {}, []
-    for key, width, tokens in ((("input", 1, 0), 320, side * side), (("input", 4, 0), 640, (side // 2) ** 2),
-                               (("input", 7, 0), 1280, (side // 4) ** 2)):  # fmt: skip
+    for key, width, tokens in sites:
         g = torch.Generator().manual_seed(width)
-        q = torch.randn(2, tokens, width, generator=g)
-        k, v = torch.randn(2, 77, width, generator=g), torch.randn(2, 77, width, generator=g)
-        extra = {"n_heads": 8, "cond_or_uncond": [1, 0], "sigmas": torch.tensor([5.0, 5.0]),
-                 "original_shape": [2, 4, side, side]}  # fmt: skip
+        q = torch.randn(batch, tokens, width, generator=g)
+        k, v = torch.randn(batch, 77, width, generator=g), torch.randn(batch, 77, width, generator=g)
+        heads = heads_of(width)
+        extra = {"n_heads": heads, "cond_or_uncond": cond_or_uncond, "sigmas": torch.full((batch,), 5.0),
+                 "original_shape": [batch, 4, side, side]}  # fmt: skip
 
-        def calls(fn, q=q, k=k, v=v, extra=extra):
+        def repeated(fn, q=q, k=k, v=v, extra=extra):
             def run():
                 with torch.no_grad():
-                    for _ in range(opts.site_calls):
+                    for _ in range(calls):
                         fn(q, k, v, extra)
 
             return run
 
-        variants[f"w{width}_comfy"] = calls(lambda q, k, v, e: attention(q, k, v, 8, e))
-        for kind in ("plain", "plus"):
-            patch = patched[kind].model_options["transformer_options"]["patches_replace"]["attn2"][key]
-            variants[f"w{width}_{kind}"] = calls(patch)
+        variants[f"w{width}_comfy"] = repeated(lambda q, k, v, e, h=heads: attention(q, k, v, h, e))
+        for kind in patches:
+            variants[f"w{width}_{kind}"] = repeated(patches[kind][key])
             ratios.append((f"w{width}_{kind}", f"w{width}_comfy"))
+    return variants, ratios
+
+
+def section_sites(opts) -> dict:
+    model, patched, attention = _comfy_model()
+    side = opts.latent
+    sites = [(("input", 1, 0), 320, side * side), (("input", 4, 0), 640, (side // 2) ** 2),
+             (("input", 7, 0), 1280, (side // 4) ** 2)]  # fmt: skip
+    patches = {
+        kind: patched[kind].model_options["transformer_options"]["patches_replace"]["attn2"]
+        for kind in ("plain", "plus")
+    }
+    variants, ratios = site_variants(
+        sites,
+        patches,
+        attention,
+        side=side,
+        cond_or_uncond=[1, 0],
+        heads_of=lambda w: 8,
+        calls=opts.site_calls,
+    )
     for fn in variants.values():
         fn()
     times = interleaved(variants, opts.rounds)
@@ -464,30 +495,17 @@ def section_sdxl_sites(opts) -> dict:
         patches[kind] = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
         del adapter, patched
     side = opts.latent
-    variants, ratios, counts = {}, [], {640: 10, 1280: 60}  # SDXL base's sites per width
-    for key, width, tokens in (
-        (("input", 4, 0), 640, (side // 2) ** 2),
-        (("input", 7, 0), 1280, (side // 4) ** 2),
-    ):
-        g = torch.Generator().manual_seed(width)
-        q = torch.randn(1, tokens, width, generator=g)
-        k, v = torch.randn(1, 77, width, generator=g), torch.randn(1, 77, width, generator=g)
-        heads = width // 64
-        extra = {"n_heads": heads, "cond_or_uncond": [0], "sigmas": torch.tensor([5.0]),
-                 "original_shape": [1, 4, side, side]}  # fmt: skip
-
-        def calls(fn, q=q, k=k, v=v, extra=extra):
-            def run():
-                with torch.no_grad():
-                    for _ in range(opts.site_calls):
-                        fn(q, k, v, extra)
-
-            return run
-
-        variants[f"w{width}_comfy"] = calls(lambda q, k, v, e, h=heads: attention(q, k, v, h, e))
-        for kind in ("plain", "plus"):
-            variants[f"w{width}_{kind}"] = calls(patches[kind][key])
-            ratios.append((f"w{width}_{kind}", f"w{width}_comfy"))
+    counts = {640: 10, 1280: 60}  # SDXL base's sites per width
+    sites = [(("input", 4, 0), 640, (side // 2) ** 2), (("input", 7, 0), 1280, (side // 4) ** 2)]
+    variants, ratios = site_variants(
+        sites,
+        patches,
+        attention,
+        side=side,
+        cond_or_uncond=[0],
+        heads_of=lambda w: w // 64,
+        calls=opts.site_calls,
+    )
     for fn in variants.values():
         fn()
     times = interleaved(variants, opts.rounds)
