@@ -281,6 +281,13 @@ def section_sites(opts) -> dict:
     return {"info": info, "times": times, "ratios": ratios}
 
 
+def clear_ip_adapter(unet, original_processors: dict) -> None:
+    """A diffusers UNet back to no IP-Adapter: its image projection and its original processors."""
+    unet.encoder_hid_proj = None  # first: a plus projection holds attention layers too
+    unet.config.encoder_hid_dim_type = None
+    unet.set_attn_processor(dict(original_processors))
+
+
 def diffusers_modes(
     latent: int,
     channels: tuple[int, ...] = (320, 640, 1280, 1280),
@@ -322,9 +329,7 @@ def diffusers_modes(
 
     def mode(name: str):
         def set_up():
-            unet.encoder_hid_proj = None  # first: a plus projection holds attention layers too
-            unet.config.encoder_hid_dim_type = None
-            unet.set_attn_processor(dict(original))
+            clear_ip_adapter(unet, original)
             kwargs = {}
             kind = name.split("_")[-1]
             if name.startswith("diffusers_"):
@@ -607,9 +612,7 @@ def section_sdxl_diffusers(opts) -> dict:
 
     def mode(name: str):
         def set_up():
-            unet.encoder_hid_proj = None  # first: a plus projection holds attention layers too
-            unet.config.encoder_hid_dim_type = None
-            unet.set_attn_processor(dict(original))
+            clear_ip_adapter(unet, original)
             kwargs = {}
             kind = name.split("_")[-1]
             if name.startswith("diffusers_"):
