@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mindedit_core.prompt_styles import EDIT_INSTRUCTION, SD_TAGS
 from mindedit_core.prompting import (
     PROMPT_VERSION,
     SYSTEM_PROMPT,
@@ -148,10 +149,11 @@ def test_empty_instruction_and_answer_still_gives_a_prompt():
     assert not result.parsed and "empty" in result.warning
 
 
+@pytest.mark.parametrize("style", [SD_TAGS, EDIT_INSTRUCTION], ids=lambda s: s.name)
 @settings(max_examples=300, deadline=None)
 @given(answer=st.text(max_size=300), instruction=st.text(max_size=60))
-def test_parser_never_raises_nor_returns_empty(answer, instruction):
-    result = parse_refinement(answer, instruction)
+def test_parser_never_raises_nor_returns_empty(style, answer, instruction):
+    result = parse_refinement(answer, instruction, style=style)
     assert result.positive.strip()
     assert isinstance(result.negative, str)
     assert result.parsed or result.warning
@@ -166,8 +168,11 @@ def test_parser_never_raises_nor_returns_empty(answer, instruction):
     ).filter(lambda s: s.strip(" \t\x0b\x0c*_`'<>[]();,=:") and ":" not in s and "=" not in s),
     neg=st.text(alphabet="abcdefghij ,", min_size=1, max_size=40).filter(lambda s: s.strip(" ,")),
 )
-def test_canonical_answers_always_parse(pos, neg):
-    result = parse_refinement(format_refinement(pos, neg), "fallback")
+@pytest.mark.parametrize("style", [SD_TAGS, EDIT_INSTRUCTION], ids=lambda s: s.name)
+def test_canonical_answers_always_parse(style, pos, neg):
+    text = format_refinement(pos, neg, style=style)
+    assert text.startswith(f"{style.positive_key}: ")
+    result = parse_refinement(text, "fallback", style=style)
     assert result.parsed
     assert result.positive.strip()
 
