@@ -17,7 +17,7 @@ from devkit.workflow_parts import (
     NO_MINDEDIT_CHECKPOINT,
     REFINE_ONLY_LLM_FOLDER,
 )
-from devkit.workflow_sections import Layout, resize_to
+from devkit.workflow_sections import Layout, add_ksampler, resize_to
 from mindedit_core import node_specs as specs
 
 HF = "https://huggingface.co"
@@ -112,30 +112,6 @@ def add_kontext_models(lay: Layout) -> tuple[int, int, int]:
     return unet, clip, vae
 
 
-def _sampler(
-    lay: Layout, group: str, model: int, positive: int, negative: int, latent: int, cfg: float
-) -> int:
-    g = lay.graph
-    sampler = lay.add(
-        group,
-        "KSampler",
-        1,
-        widgets=[0, "randomize", 20, cfg, "euler", "simple", 1.0],
-        inputs=[
-            ("model", "MODEL"),
-            ("positive", "CONDITIONING"),
-            ("negative", "CONDITIONING"),
-            ("latent_image", "LATENT"),
-        ],
-        outputs=[("LATENT", "LATENT")],
-    )
-    g.connect(model, 0, sampler, "model")
-    g.connect(positive, 0, sampler, "positive")
-    g.connect(negative, 0, sampler, "negative")
-    g.connect(latent, 0, sampler, "latent_image")
-    return sampler
-
-
 def _decode_to_source_size(lay: Layout, group: str, sampler: int, vae: int, source: int) -> int:
     """VAE Decode, then scale the editor's output back to the source's size (for the paste)."""
     g = lay.graph
@@ -207,7 +183,9 @@ def add_qwen_edit(lay: Layout, models: tuple[int, int, int], source: int, refine
         outputs=[("patched_model", "MODEL")],
     )
     g.connect(shift, 0, norm, "model")
-    sampler = _sampler(lay, group, norm, encoders[0], encoders[1], encode, 2.5)
+    sampler = add_ksampler(
+        lay, group, [0, "randomize", 20, 2.5, "euler", "simple", 1.0], norm, encoders, encode
+    )
     return _decode_to_source_size(lay, group, sampler, vae, source)
 
 
@@ -263,5 +241,7 @@ def add_kontext_edit(lay: Layout, models: tuple[int, int, int], source: int, ref
         outputs=[("CONDITIONING", "CONDITIONING")],
     )
     g.connect(text, 0, zero, "conditioning")
-    sampler = _sampler(lay, group, unet, guidance, zero, encode, 1.0)
+    sampler = add_ksampler(
+        lay, group, [0, "randomize", 20, 1.0, "euler", "simple", 1.0], unet, (guidance, zero), encode
+    )
     return _decode_to_source_size(lay, group, sampler, vae, source)

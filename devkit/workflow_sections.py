@@ -311,23 +311,14 @@ def add_sampling(
         )
         g.connect(encode, 0, latent, "samples")
         g.connect(soft, 0, latent, "mask")
-    sampler = lay.add(
+    sampler = add_ksampler(
+        lay,
         lay.edit_group,
-        "KSampler",
-        1,
-        widgets=[0, "randomize", 25, 7.0, "euler_ancestral", "normal", denoise],
-        inputs=[
-            ("model", "MODEL"),
-            ("positive", "CONDITIONING"),
-            ("negative", "CONDITIONING"),
-            ("latent_image", "LATENT"),
-        ],
-        outputs=[("LATENT", "LATENT")],
+        [0, "randomize", 25, 7.0, "euler_ancestral", "normal", denoise],
+        model,
+        cond,
+        latent,
     )
-    g.connect(model, 0, sampler, "model")
-    g.connect(cond[0], 0, sampler, "positive")
-    g.connect(cond[1], 0, sampler, "negative")
-    g.connect(latent, 0, sampler, "latent_image")
     decode = lay.add(
         lay.edit_group,
         "VAEDecode",
@@ -341,6 +332,32 @@ def add_sampling(
         return decode
     unpadded = resize_to(lay, "ImageCrop", decode, working, "Working size", UNPAD_TITLE)
     return resize_to(lay, "ImageScale", unpadded, source, "Source size", BACK_TO_SOURCE_TITLE)
+
+
+def add_ksampler(
+    lay: Layout, group: str, widgets: list, model: int, cond: tuple[int, int], latent: int
+) -> int:
+    """A KSampler in ``group`` with these widget values, fed by ``model``, the (positive, negative)
+    conditioning nodes ``cond`` and ``latent``; returns its node."""
+    g = lay.graph
+    sampler = lay.add(
+        group,
+        "KSampler",
+        1,
+        widgets=widgets,
+        inputs=[
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        outputs=[("LATENT", "LATENT")],
+    )
+    g.connect(model, 0, sampler, "model")
+    g.connect(cond[0], 0, sampler, "positive")
+    g.connect(cond[1], 0, sampler, "negative")
+    g.connect(latent, 0, sampler, "latent_image")
+    return sampler
 
 
 def resize_to(
