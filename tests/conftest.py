@@ -20,4 +20,5 @@ pytest_plugins = [
     "fixtures_ipadapter",
     "fixtures_training",
     "fixtures_eval",
+    "fixtures_remote",
 ]

@@ -11,8 +11,7 @@ import pytest
 import torch
 from helpers_nodes import import_pack, pack_module
 
-from devkit.openai_standin import StandInServer
-from mindedit_core.remote import ALLOWED_HOSTS_ENV, API_KEY_ENV
+from mindedit_core.remote import ALLOWED_HOSTS_ENV
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +19,8 @@ def pack():
     return import_pack()
 
 
-@pytest.fixture
-def standin():
-    server = StandInServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv(ALLOWED_HOSTS_ENV, raising=False)
+# Every test runs without the shell's remote settings (API key, allowed hosts).
+pytestmark = pytest.mark.usefixtures("no_remote_env")
 
 
 def _image(seed=0):

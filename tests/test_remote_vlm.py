@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from devkit.openai_standin import StandInServer
 from mindedit_core.images import prepare_mllm_image
 from mindedit_core.mllm import GenerationInterrupted, MissingVisionHeadError, PassOptions, require_vision_head
 from mindedit_core.prompting import build_messages
@@ -22,17 +21,8 @@ from mindedit_core.remote.vlm import RemoteVLM, RemoteVLMError
 INSTRUCTION = "make the sky a sunset"
 
 
-@pytest.fixture
-def standin():
-    server = StandInServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv(ALLOWED_HOSTS_ENV, raising=False)
+# Every test runs without the shell's remote settings (API key, allowed hosts).
+pytestmark = pytest.mark.usefixtures("no_remote_env")
 
 
 def _image(height=600, width=900):
