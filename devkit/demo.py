@@ -181,17 +181,20 @@ def write_thumbnail(
     return target
 
 
-def sample_inputs(folder: Path, size: int) -> tuple[Path, Path]:
-    """The bundled sample source and mask, scaled to ``size`` px (0 = as bundled)."""
+def sample_inputs(folder: Path, size: int | tuple[int, int]) -> tuple[Path, Path]:
+    """The bundled sample source (RGB, bicubic) and mask (L, nearest), scaled to ``size`` px square or
+    to ``(width, height)`` and written into ``folder`` (0 = the bundled files, as they are)."""
     if not size:
         return SAMPLE_SOURCE, SAMPLE_MASK
     from PIL import Image
 
+    width, height = (size, size) if isinstance(size, int) else size
+    tag = f"{size}" if isinstance(size, int) else f"{width}x{height}"
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / f"sample_source_{size}.png"
-    mask = folder / f"sample_mask_{size}.png"
-    Image.open(SAMPLE_SOURCE).convert("RGB").resize((size, size), Image.BICUBIC).save(source)
-    Image.open(SAMPLE_MASK).convert("L").resize((size, size), Image.NEAREST).save(mask)
+    source = folder / f"sample_source_{tag}.png"
+    mask = folder / f"sample_mask_{tag}.png"
+    Image.open(SAMPLE_SOURCE).convert("RGB").resize((width, height), Image.BICUBIC).save(source)
+    Image.open(SAMPLE_MASK).convert("L").resize((width, height), Image.NEAREST).save(mask)
     return source, mask
 
 

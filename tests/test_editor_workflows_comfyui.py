@@ -23,10 +23,14 @@ import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, load_workflow, painted_source, preview_texts
+from devkit.demo import (
+    load_workflow,
+    painted_source,
+    preview_texts,
+    sample_inputs,
+)
 from devkit.openai_standin import INSTRUCTION_ANSWER, StandInServer
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
@@ -73,8 +77,7 @@ def editors(fixture_cache, tmp_path_factory):
     server.start()
     try:
         work = tmp_path_factory.mktemp("editors_images")
-        Image.open(SAMPLE_SOURCE).convert("RGB").resize(SIZE, Image.BICUBIC).save(work / "source.png")
-        Image.open(SAMPLE_MASK).convert("L").resize(SIZE, Image.NEAREST).save(work / "mask.png")
+        source, mask = sample_inputs(work, SIZE)
         client = server.client
         yield {
             "server": server,
@@ -82,7 +85,7 @@ def editors(fixture_cache, tmp_path_factory):
             "standin": standin,
             "info": client.object_info(),
             "vlm": vlm.name,
-            "painted": client.upload_image(painted_source(work, work / "source.png", work / "mask.png")),
+            "painted": client.upload_image(painted_source(work, source, mask)),
         }
     finally:
         server.stop()

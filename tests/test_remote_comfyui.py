@@ -19,7 +19,12 @@ import pytest
 from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, load_workflow, painted_source, preview_texts
+from devkit.demo import (
+    load_workflow,
+    painted_source,
+    preview_texts,
+    sample_inputs,
+)
 from devkit.openai_standin import StandInServer
 from mindedit_core.remote import ALLOWED_HOSTS_ENV, API_KEY_ENV
 
@@ -47,9 +52,7 @@ def remote(tiny_sd15_sites16, tmp_path_factory):
     server.start()
     try:
         work = tmp_path_factory.mktemp("remote_images")
-        Image.open(SAMPLE_SOURCE).convert("RGB").resize(SIZE, Image.BICUBIC).save(work / "source.png")
-        Image.open(SAMPLE_MASK).convert("L").resize(SIZE, Image.NEAREST).save(work / "mask.png")
-        painted = painted_source(work, work / "source.png", work / "mask.png")
+        painted = painted_source(work, *sample_inputs(work, SIZE))
         client = server.client
         yield {
             "server": server,

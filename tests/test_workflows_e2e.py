@@ -16,7 +16,7 @@ from fixtures_comfyui import link_tiny_sd15_models
 from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, preview_texts
+from devkit.demo import SAMPLE_SOURCE, preview_texts, sample_inputs
 from devkit.demo import prepare_prompt as demo_prompt
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
@@ -35,17 +35,15 @@ def e2e(comfyui_server, fixture_cache, tiny_sd15_sites16, tmp_path_factory):
     """Our tiny models linked into the session server, the 128 px sample uploaded."""
     models = link_tiny_sd15_models(comfyui_server, fixture_cache, tiny_sd15_sites16)
     work = tmp_path_factory.mktemp("e2e_images")
-    source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
-    mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
-    source.save(work / "e2e_source.png")
-    mask.save(work / "e2e_mask.png")
+    source_path, mask_path = sample_inputs(work, SIZE)
+    source, mask = Image.open(source_path), Image.open(mask_path)
     client = comfyui_server.client
     return {
         "server": comfyui_server,
         "client": client,
         "models": models,
-        "source_name": client.upload_image(work / "e2e_source.png"),
-        "mask_name": client.upload_image(work / "e2e_mask.png"),
+        "source_name": client.upload_image(source_path),
+        "mask_name": client.upload_image(mask_path),
         "source": np.asarray(source),
         "mask": np.asarray(mask) > 127,
         "object_info": client.object_info(),

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, DemoModels, painted_source, preview_texts
+from devkit.demo import DemoModels, painted_source, preview_texts, sample_inputs
 from devkit.demo import prepare_prompt as demo_prompt
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
@@ -57,11 +57,8 @@ def public_only(fixture_cache, tiny_sd15_sites16, tmp_path_factory):
     server.start()
     try:
         work = tmp_path_factory.mktemp("public_only_images")
-        source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
-        mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
-        source.save(work / "source.png")
-        mask.save(work / "mask.png")
-        painted = painted_source(work, work / "source.png", work / "mask.png")
+        source_path, mask_path = sample_inputs(work, SIZE)
+        painted = painted_source(work, source_path, mask_path)
         client = server.client
         yield {
             "server": server,
@@ -69,10 +66,10 @@ def public_only(fixture_cache, tiny_sd15_sites16, tmp_path_factory):
             "vlms": vlms,
             "checkpoint": tiny_sd15_sites16,
             "info": client.object_info(),
-            "source_name": client.upload_image(work / "source.png"),
+            "source_name": client.upload_image(source_path),
             "painted_name": client.upload_image(painted),
-            "source": np.asarray(source),
-            "mask": np.asarray(mask) > 127,
+            "source": np.asarray(Image.open(source_path)),
+            "mask": np.asarray(Image.open(mask_path)) > 127,
         }
     finally:
         server.stop()

@@ -13,7 +13,7 @@ from PIL import Image
 from test_workflows_e2e import MASK_REACH_PX, SIZE, STEPS, _output_pixels
 
 from devkit import build_workflows as wf
-from devkit.demo import SAMPLE_MASK, SAMPLE_SOURCE, DemoModels, painted_source, preview_texts
+from devkit.demo import DemoModels, painted_source, preview_texts, sample_inputs
 from devkit.demo import prepare_prompt as demo_prompt
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
@@ -47,20 +47,16 @@ def sdxl_e2e(
     ):
         comfyui_server.add_model(folder, path)
     work = tmp_path_factory.mktemp("sdxl_e2e_images")
-    source = Image.open(SAMPLE_SOURCE).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
-    mask = Image.open(SAMPLE_MASK).convert("L").resize((SIZE, SIZE), Image.NEAREST)
-    source.save(work / "sdxl_source.png")
-    mask.save(work / "sdxl_mask.png")
+    source_path, mask_path = sample_inputs(work, SIZE)
+    source, mask = Image.open(source_path), Image.open(mask_path)
     client = comfyui_server.client
     return {
         "client": client,
         "models": models,
-        "source_name": client.upload_image(work / "sdxl_source.png"),
-        "mask_name": client.upload_image(work / "sdxl_mask.png"),
+        "source_name": client.upload_image(source_path),
+        "mask_name": client.upload_image(mask_path),
         # the refine-only workflow has no mask file: the mask is painted into the source's alpha
-        "painted_name": client.upload_image(
-            painted_source(work, work / "sdxl_source.png", work / "sdxl_mask.png")
-        ),
+        "painted_name": client.upload_image(painted_source(work, source_path, mask_path)),
         "source": np.asarray(source),
         "mask": np.asarray(mask) > 127,
         "object_info": client.object_info(),
