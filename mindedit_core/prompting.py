@@ -42,6 +42,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .instruction_checks import is_blank
@@ -340,19 +341,11 @@ def _field_values(text: str, style: PromptStyle = SD_TAGS) -> tuple[list[str], i
     first field starts (``len(text)`` when there is none)."""
     values: list[str] = []
     start = len(text)
-    for candidate in [m.group(1) for m in _FENCE_RE.finditer(text)] + [text]:
-        first, last = candidate.find("{"), candidate.rfind("}")
-        if first < 0 or last <= first:
-            continue
-        try:
-            obj = json.loads(candidate[first : last + 1])
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(obj, dict):
-            found = [_clean_value(v) for k, v in obj.items() if _is_field_name(str(k), style)]
-            if any(found):
-                values += [v for v in found if v]
-                start = min(start, max(0, text.find(candidate[first : last + 1])))
+    for obj, span in _json_objects(text):
+        found = [_clean_value(v) for k, v in obj.items() if _is_field_name(str(k), style)]
+        if any(found):
+            values += [v for v in found if v]
+            start = min(start, max(0, text.find(span)))
     matches = list(_key_re(style).finditer(text))
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
@@ -385,19 +378,25 @@ def _never(_value: str) -> bool:
     return False
 
 
-def _parse_json(text: str, style: PromptStyle, reject=_never) -> tuple[str, str] | None:
-    """A JSON object anywhere in the answer (possibly inside a ``` fence)."""
-    candidates = [m.group(1) for m in _FENCE_RE.finditer(text)] + [text]
-    for candidate in candidates:
-        start, end = candidate.find("{"), candidate.rfind("}")
-        if start < 0 or end <= start:
+def _json_objects(text: str) -> Iterator[tuple[dict, str]]:
+    """Each JSON object the answer holds, with its text: inside every ``` fence, then in the whole
+    answer (from its first ``{`` to its last ``}``); text that does not parse as an object is skipped."""
+    for candidate in [m.group(1) for m in _FENCE_RE.finditer(text)] + [text]:
+        first, last = candidate.find("{"), candidate.rfind("}")
+        if first < 0 or last <= first:
             continue
+        span = candidate[first : last + 1]
         try:
-            obj = json.loads(candidate[start : end + 1])
+            obj = json.loads(span)
         except (ValueError, RecursionError):
             continue
-        if not isinstance(obj, dict):
-            continue
+        if isinstance(obj, dict):
+            yield obj, span
+
+
+def _parse_json(text: str, style: PromptStyle, reject=_never) -> tuple[str, str] | None:
+    """A JSON object anywhere in the answer (possibly inside a ``` fence)."""
+    for obj, _span in _json_objects(text):
         pos = neg = pos_name = ""
         for key, value in obj.items():
             kind = _json_field_kind(str(key), style)
